@@ -1,0 +1,2 @@
+export { Code, Domain, codeName, formatMessage, type CodeName, type DomainName } from './catalogue.js';
+export { VirtError, Level, isVirtError } from './virt-error.js';
