@@ -152,3 +152,27 @@ export function recvWithFds(sock: number, max: number, maxFds: number): Received
 export function shutdownWrite(fd: number): void {
   bound().shutdown(fd, 1);
 }
+
+const SOCK_DGRAM = 2;
+
+/**
+ * A datagram socket connected to a UNIX path (e.g. /dev/log), which Node
+ * cannot make. Returns the fd; send with sendDatagram.
+ */
+export function connectUnixDatagram(path: string): number {
+  const b = bound();
+  // Non-blocking: a stalled syslog daemon must never stall our event loop.
+  const fd = check('socket', b.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  const addr = sockaddrUn(path);
+  if (b.connect(fd, addr, addr.length) !== 0) {
+    const e = errno();
+    b.close(fd);
+    throw new PosixError('connect', e, path);
+  }
+  return fd;
+}
+
+/** One datagram on a connected socket; false when it would block or failed. */
+export function sendDatagram(fd: number, data: Buffer): boolean {
+  return Number(bound().write(fd, data, data.length)) === data.length;
+}

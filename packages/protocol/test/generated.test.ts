@@ -6,6 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { AdminMethods, AdminService } from '../src/generated/admin.js';
+import { HealthMethods } from '../src/generated/health.js';
+import { ServerReflectionMethods } from '../src/generated/reflection.js';
 
 const pkg = path.resolve(__dirname, '../..');
 
@@ -30,24 +33,19 @@ t.test('generated code is up to date', async (t) => {
 });
 
 t.test('every method declares its access', async (t) => {
-  const tables = [
-    require('../src/generated/admin.js').AdminMethods,
-    require('../src/generated/health.js').HealthMethods,
-    require('../src/generated/reflection.js').ServerReflectionMethods,
-  ];
+  const tables = [AdminMethods, HealthMethods, ServerReflectionMethods];
   for (const table of tables) {
     for (const [p, info] of Object.entries(table as Record<string, { access: string }>)) {
       t.match(info.access, /^(read|write)$/, p);
     }
   }
-  const admin = require('../src/generated/admin.js').AdminMethods;
-  t.equal(admin['/virtd.admin.v1.Admin/ListServers'].access, 'read', 'options are read from the .proto');
-  t.equal(admin['/virtd.admin.v1.Admin/SetDaemonTimeout'].access, 'write');
-  t.equal(admin['/virtd.admin.v1.Admin/ListServers'].priority, true);
+  const admin = AdminMethods;
+  t.equal(admin['/virtd.admin.v1.Admin/ListServers']!.access, 'read', 'options are read from the .proto');
+  t.equal(admin['/virtd.admin.v1.Admin/SetDaemonTimeout']!.access, 'write');
+  t.equal(admin['/virtd.admin.v1.Admin/ListServers']!.priority, true);
 });
 
 t.test('codecs round-trip and keep 64-bit ids as numbers', async (t) => {
-  const { AdminService } = require('../src/generated/admin.js');
   const buf = AdminService.LookupClient.requestSerialize({ server: 'virtqemud', id: 2 ** 40 + 7 });
   const back = AdminService.LookupClient.requestDeserialize(buf);
   t.equal(back.server, 'virtqemud');

@@ -1,0 +1,17 @@
+export { runDaemon, SHUTDOWN_WATCHDOG_MS } from './daemon.js';
+export type { DaemonDescriptor, DaemonModule, DaemonFamily } from './descriptor.js';
+export type { DaemonRuntime } from './runtime.js';
+export type { Program, Handler, CallContext } from './program.js';
+export type { Client, ClientIdentity } from './client.js';
+export type { Server, Role } from './server.js';
+export { daemonPaths, socketPaths, defaultTlsFiles, modeOf, xdgConfigHome, xdgRuntimeDir, xdgCacheHome, type Mode, type HostContext, type DaemonPaths, type SocketPaths } from './paths.js';
+export { parseCommandLine, usage, UsageError, MAX_TIMEOUT_SECONDS, type CommandLine } from './cli.js';
+export { EXIT, StartupError, statusText, type Stage } from './stages.js';
+export { AutoShutdown } from './auto-shutdown.js';
+export { PidFile } from './pidfile.js';
+export { WorkerPool, type PoolLimits, type PoolParams } from './workers.js';
+export { toStatus, fromStatus, asVirtError, META_CODE, META_DOMAIN, META_LEVEL } from './rpc/status.js';
+export { parseFilters, parseOutputs, formatFilters, formatOutputs, categoryPriority, type LogFilter, type LogOutput, type Priority } from './logging/settings.js';
+export { LogManager, formatText, defaultOutputs, type Logger } from './logging/log.js';
+export { dnAllowed, dnString } from './tls.js';
+export { VERSION, PRODUCT, versionNumber } from './version.js';

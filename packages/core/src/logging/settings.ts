@@ -1,0 +1,90 @@
+// libvirt's logging settings: priorities 1 (debug) … 4 (error), filters
+// "level:match" choosing a priority per category, outputs "level:dest".
+// The same syntax arrives from the config file, the environment and the
+// admin API, so it is parsed in one place.
+import { VirtError } from '@virtd/errors';
+
+export type Priority = 1 | 2 | 3 | 4;
+export const DEFAULT_PRIORITY: Priority = 3;
+
+export interface LogFilter {
+  readonly priority: Priority;
+  /** Glob matched anywhere in the category (module) name, as libvirt does. */
+  readonly match: string;
+}
+
+export type OutputKind = 'stderr' | 'file' | 'syslog' | 'journald';
+
+export interface LogOutput {
+  readonly priority: Priority;
+  readonly kind: OutputKind;
+  /** The file path (file) or identity (syslog). */
+  readonly arg?: string;
+}
+
+function priority(text: string, what: string, item: string): Priority {
+  if (!/^[1-4]$/.test(text)) {
+    throw new VirtError('INVALID_ARG', 'NONE', `invalid log ${what} priority in '${item}': must be 1 to 4`);
+  }
+  return Number(text) as Priority;
+}
+
+export function parsePriority(text: string): Priority {
+  return priority(text.trim(), 'level', text);
+}
+
+export function parseFilters(text: string): LogFilter[] {
+  return text.split(/\s+/).filter(Boolean).map((item) => {
+    // A leading '+' asked libvirt for stack traces; we accept and ignore it.
+    const m = /^\+?(\d+):(.+)$/.exec(item);
+    if (!m) throw new VirtError('INVALID_ARG', 'NONE', `invalid log filter '${item}': expected level:match`);
+    return { priority: priority(m[1]!, 'filter', item), match: m[2]! };
+  });
+}
+
+export function parseOutputs(text: string): LogOutput[] {
+  return text.split(/\s+/).filter(Boolean).map((item) => {
+    const m = /^(\d+):([a-z]+)(?::(.*))?$/.exec(item);
+    if (!m) throw new VirtError('INVALID_ARG', 'NONE', `invalid log output '${item}': expected level:destination`);
+    const p = priority(m[1]!, 'output', item);
+    const kind = m[2]!;
+    const arg = m[3];
+    switch (kind) {
+      case 'stderr':
+      case 'journald':
+        if (arg !== undefined) throw new VirtError('INVALID_ARG', 'NONE', `invalid log output '${item}': ${kind} takes no argument`);
+        return { priority: p, kind };
+      case 'file':
+        if (!arg || !arg.startsWith('/')) throw new VirtError('INVALID_ARG', 'NONE', `invalid log output '${item}': file needs an absolute path`);
+        return { priority: p, kind, arg };
+      case 'syslog':
+        if (!arg) throw new VirtError('INVALID_ARG', 'NONE', `invalid log output '${item}': syslog needs an identity`);
+        return { priority: p, kind, arg };
+      default:
+        throw new VirtError('INVALID_ARG', 'NONE', `invalid log output '${item}': unknown destination '${kind}'`);
+    }
+  });
+}
+
+export const formatFilters = (filters: readonly LogFilter[]): string =>
+  filters.map((f) => `${f.priority}:${f.match}`).join(' ');
+
+export const formatOutputs = (outputs: readonly LogOutput[]): string =>
+  outputs.map((o) => `${o.priority}:${o.kind}${o.arg !== undefined ? `:${o.arg}` : ''}`).join(' ');
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(body);
+}
+
+const compiled = new WeakMap<LogFilter, RegExp>();
+
+/** The priority for a category: the first matching filter's, else the default. */
+export function categoryPriority(filters: readonly LogFilter[], category: string, fallback: Priority): Priority {
+  for (const f of filters) {
+    let re = compiled.get(f);
+    if (!re) compiled.set(f, (re = globToRegExp(f.match)));
+    if (re.test(category)) return f.priority;
+  }
+  return fallback;
+}

@@ -1,0 +1,73 @@
+// The pid file as libvirt keeps it: an fcntl write lock on byte 0 held for
+// the life of the process (so a second instance fails fast and a crashed
+// one leaves no stale lock), the pid written without a newline, the file
+// removed at exit. The lock survives execve, so a re-exec'd image simply
+// re-acquires it.
+import fs from 'node:fs';
+import path from 'node:path';
+import { tryLockByte0 } from '@virtd/posix';
+import { VirtError } from '@virtd/errors';
+
+export class PidFile {
+  /** Set once acquired; the fd holds the lock until release(). */
+  private fd: number | undefined;
+  readonly path: string;
+
+  private constructor(p: string, fd: number) {
+    this.path = p;
+    this.fd = fd;
+  }
+
+  /**
+   * Creates, locks and writes the pid file. Fails when another process holds
+   * the lock. `reuseFd` adopts a descriptor kept across an in-place re-exec.
+   */
+  static acquire(p: string, pid = process.pid): PidFile {
+    for (let attempt = 0; ; attempt++) {
+      // O_NOFOLLOW: never write through a symlink planted in a shared directory.
+      const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644);
+      try {
+        if (!tryLockByte0(fd)) {
+          throw new VirtError('SYSTEM_ERROR', 'NONE', undefined, {
+            message: `Failed to acquire pid file '${p}': another process holds it (pid ${readPid(p) ?? 'unknown'})`,
+          });
+        }
+        // The file may have been unlinked (and another created) between our
+        // open and lock; only a lock on the inode at the path counts.
+        const held = fs.fstatSync(fd);
+        let current: fs.Stats | undefined;
+        try { current = fs.statSync(p); } catch { current = undefined; }
+        if (!current || current.ino !== held.ino || current.dev !== held.dev) {
+          fs.closeSync(fd);
+          if (attempt > 10) throw new VirtError('SYSTEM_ERROR', 'NONE', `pid file '${p}' keeps changing under us`);
+          continue;
+        }
+        fs.ftruncateSync(fd, 0);
+        fs.writeSync(fd, String(pid), 0);
+        return new PidFile(p, fd);
+      } catch (e) {
+        try { fs.closeSync(fd); } catch { /* already closed */ }
+        throw e;
+      }
+    }
+  }
+
+  /** The descriptor holding the lock (kept open across re-exec). */
+  get descriptor(): number | undefined {
+    return this.fd;
+  }
+
+  /** Unlinks the file, then drops the lock, as libvirt does at exit. */
+  release(): void {
+    if (this.fd === undefined) return;
+    try { fs.unlinkSync(this.path); } catch { /* already gone */ }
+    fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+function readPid(p: string): string | undefined {
+  try { return fs.readFileSync(p, 'utf8').trim() || undefined; } catch { return undefined; }
+}
+
+export const pidFileDir = (p: string): string => path.dirname(p);

@@ -1,0 +1,159 @@
+// TLS for the TLS listener: a tls.Server receives each raw connection
+// (never a bare TLSSocket, which does not enforce client verification) and
+// hands back the secure socket, whose peer DN we check against
+// tls_allowed_dn_list. The files are re-read by the admin UpdateTlsFiles call.
+import fs from 'node:fs';
+import tls from 'node:tls';
+import crypto from 'node:crypto';
+import type net from 'node:net';
+import { VirtError } from '@virtd/errors';
+
+export interface TlsSettings {
+  readonly keyFile: string;
+  readonly certFile: string;
+  readonly caFile: string;
+  /** Used when the file exists, as libvirt does. */
+  readonly crlFile: string;
+  /** tls_no_verify_certificate: accept clients without a valid certificate. */
+  readonly noVerify: boolean;
+  /** tls_no_sanity_certificate: skip checking our own certificate at load. */
+  readonly noSanity: boolean;
+  /** tls_allowed_dn_list: fnmatch-style patterns; undefined allows any. */
+  readonly allowedDNs?: readonly string[];
+  /** A TLS handshake not done by then is dropped. */
+  readonly handshakeTimeoutMs?: number;
+}
+
+function read(file: string, what: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new VirtError('SYSTEM_ERROR', 'RPC', undefined, {
+      message: `Unable to read TLS ${what} file '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    });
+  }
+}
+
+function secureOptions(s: TlsSettings): tls.SecureContextOptions {
+  const key = read(s.keyFile, 'key');
+  const cert = read(s.certFile, 'certificate');
+  const ca = read(s.caFile, 'CA certificate');
+  const crl = fs.existsSync(s.crlFile) ? read(s.crlFile, 'CRL') : undefined;
+  if (!s.noSanity) sanityCheck(s, key, cert, ca);
+  return { key, cert, ca, ...(crl ? { crl } : {}) };
+}
+
+/** Our own certificate must be current, match its key and chain to the CA. */
+function sanityCheck(s: TlsSettings, key: Buffer, certPem: Buffer, caPem: Buffer): void {
+  let cert: crypto.X509Certificate;
+  let ca: crypto.X509Certificate;
+  try {
+    cert = new crypto.X509Certificate(certPem);
+    ca = new crypto.X509Certificate(caPem);
+  } catch (e) {
+    throw new VirtError('SYSTEM_ERROR', 'RPC', undefined, { message: `Unable to parse certificate: ${(e as Error).message}` });
+  }
+  const fail = (why: string): never => {
+    throw new VirtError('SYSTEM_ERROR', 'RPC', undefined, { message: `The server certificate ${s.certFile} ${why}` });
+  };
+  const now = Date.now();
+  if (Date.parse(cert.validFrom) > now) fail('is not yet active');
+  if (Date.parse(cert.validTo) < now) fail('has expired');
+  if (!cert.checkPrivateKey(crypto.createPrivateKey(key))) fail(`does not match the key ${s.keyFile}`);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) fail(`is not signed by the CA ${s.caFile}`);
+}
+
+/** A DN the way libvirt's documentation writes them: "C=GB,O=Example,CN=client". */
+export function dnString(subject: string): string {
+  return subject.split('\n').filter(Boolean).map((part) => {
+    const eq = part.indexOf('=');
+    const value = part.slice(eq + 1).replace(/([,+"\\<>;])/g, '\\$1');
+    return `${part.slice(0, eq)}=${value}`;
+  }).join(',');
+}
+
+function fnmatch(pattern: string, text: string): boolean {
+  let re = '^';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') re += '.*';
+    else if (c === '?') re += '.';
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 1);
+      if (end < 0) { re += '\\['; continue; }
+      let cls = pattern.slice(i + 1, end).replace(/\\/g, '\\\\');
+      if (cls.startsWith('!')) cls = '^' + cls.slice(1);
+      re += `[${cls}]`;
+      i = end;
+    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(re + '$').test(text);
+}
+
+/**
+ * Whether a DN is allowed. Certificates list DN parts most-general first;
+ * some tools print them the other way round (RFC 4514), so a pattern may be
+ * written in either order.
+ */
+export function dnAllowed(dn: string, patterns: readonly string[] | undefined): boolean {
+  if (!patterns) return true;
+  const reversed = dn.split(/(?<!\\),/).reverse().join(',');
+  return patterns.some((p) => fnmatch(p, dn) || fnmatch(p, reversed));
+}
+
+export interface TlsOutcome {
+  onSecure(secure: tls.TLSSocket, dn: string | undefined): void;
+  onReject(reason: string): void;
+}
+
+export class TlsEndpoint {
+  private readonly settings: TlsSettings;
+  private readonly server: tls.Server;
+  /** Outcome callbacks per raw socket while its handshake runs. */
+  private readonly pending = new WeakMap<net.Socket, TlsOutcome>();
+
+  constructor(settings: TlsSettings) {
+    this.settings = settings;
+    this.server = tls.createServer({
+      ...secureOptions(settings),
+      requestCert: true,
+      rejectUnauthorized: !settings.noVerify,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: settings.handshakeTimeoutMs ?? 30_000,
+    });
+    this.server.on('secureConnection', (secure) => {
+      const raw = (secure as unknown as { _parent: net.Socket })._parent;
+      const outcome = this.pending.get(raw);
+      if (!outcome) { secure.destroy(); return; }
+      this.pending.delete(raw);
+      const peer = secure.getPeerX509Certificate();
+      const dn = peer ? dnString(peer.subject) : undefined;
+      if (!settings.noVerify && (!dn || !dnAllowed(dn, settings.allowedDNs))) {
+        outcome.onReject(`client certificate DN '${dn ?? '(none)'}' is not in tls_allowed_dn_list`);
+        secure.destroy();
+        return;
+      }
+      outcome.onSecure(secure, dn);
+    });
+    this.server.on('tlsClientError', (err, secure) => {
+      const raw = (secure as unknown as { _parent?: net.Socket })._parent;
+      const outcome = raw && this.pending.get(raw);
+      if (raw) this.pending.delete(raw);
+      if (outcome) outcome.onReject(`TLS handshake failed: ${err.message}`);
+      secure.destroy();
+    });
+  }
+
+  /** Starts the handshake on a raw connection. */
+  handshake(raw: net.Socket, outcome: TlsOutcome): void {
+    this.pending.set(raw, outcome);
+    // The TLS socket takes over the raw socket's handle and starts reading
+    // itself; resuming the raw socket first could drop a ClientHello.
+    this.server.emit('connection', raw);
+  }
+
+  /** Re-reads key, certificate, CA and CRL (admin srv-update-tls). */
+  reload(): void {
+    this.server.setSecureContext(secureOptions(this.settings));
+  }
+}

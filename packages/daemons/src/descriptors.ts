@@ -1,0 +1,126 @@
+// The fifteen daemons, as data over one core. Everything that differs
+// between them is here: names, socket prefix, which drivers and programs
+// they carry, whether they listen on IP, run per user, re-exec on SIGUSR1.
+// The binaries, the unit files, the default config files and the docs are
+// all generated from or checked against this one table.
+import type { DaemonDescriptor, DaemonModule } from '@virtd/core';
+
+/** Driver names as the URI schemes they serve. */
+export type DriverName =
+  | 'qemu' | 'xen' | 'lxc' | 'bhyve' | 'vbox'
+  | 'network' | 'interface' | 'nodedev' | 'nwfilter' | 'secret' | 'storage';
+
+/** libvirtd's load order (facts §0), restricted to the drivers we ship. */
+export const ALL_DRIVERS: readonly DriverName[] = [
+  'network', 'interface', 'secret', 'storage', 'nodedev', 'nwfilter', 'xen', 'qemu', 'lxc', 'vbox', 'bhyve',
+];
+
+/** Drivers with a per-user (session) instance; the rest are system-only. */
+export const SESSION_DRIVERS: readonly DriverName[] = ['qemu', 'vbox', 'secret', 'storage'];
+
+const noPrograms = (): DaemonModule => ({ programs: [] });
+
+interface ModularSpec { driver: DriverName; title: string }
+
+/** virt${DRIVER}d: the daemon binary name for each driver. */
+const MODULAR: readonly ModularSpec[] = [
+  { driver: 'qemu', title: 'qemu' },
+  { driver: 'xen', title: 'xen' },
+  { driver: 'lxc', title: 'lxc' },
+  { driver: 'bhyve', title: 'bhyve' },
+  { driver: 'vbox', title: 'vbox' },
+  { driver: 'interface', title: 'interface' },
+  { driver: 'network', title: 'network' },
+  { driver: 'nodedev', title: 'nodedev' },
+  { driver: 'nwfilter', title: 'nwfilter' },
+  { driver: 'secret', title: 'secret' },
+  { driver: 'storage', title: 'storage' },
+];
+
+/** xen's modular daemon is virtxend (libxl driver). */
+export const daemonForDriver = (driver: DriverName): string => `virt${driver}d`;
+
+export interface VirtdDescriptor extends DaemonDescriptor {
+  readonly drivers: readonly DriverName[];
+  /** "Libvirt qemu", the prefix of unit descriptions. */
+  readonly unitTitle: string;
+}
+
+export const libvirtd: VirtdDescriptor = {
+  name: 'libvirtd',
+  sockPrefix: 'libvirt',
+  family: 'remote',
+  summary: 'libvirt management daemon',
+  unitTitle: 'Libvirt',
+  withIP: true,
+  listenFlag: true,
+  sessionSupported: true,
+  execRestart: false,
+  drivers: ALL_DRIVERS,
+  load: noPrograms,
+};
+
+export const virtproxyd: VirtdDescriptor = {
+  name: 'virtproxyd',
+  sockPrefix: 'libvirt',
+  family: 'remote',
+  summary: 'libvirt proxy daemon',
+  unitTitle: 'Libvirt proxy',
+  withIP: true,
+  listenFlag: false,
+  sessionSupported: true,
+  execRestart: false,
+  drivers: [],
+  load: noPrograms,
+};
+
+export const modular: readonly VirtdDescriptor[] = MODULAR.map(({ driver, title }) => ({
+  name: daemonForDriver(driver),
+  sockPrefix: daemonForDriver(driver),
+  family: 'remote' as const,
+  summary: `libvirt ${title} management daemon`,
+  unitTitle: `Libvirt ${title}`,
+  withIP: false,
+  listenFlag: false,
+  sessionSupported: SESSION_DRIVERS.includes(driver),
+  execRestart: false,
+  drivers: [driver],
+  load: noPrograms,
+}));
+
+export const virtlogd: VirtdDescriptor = {
+  name: 'virtlogd',
+  sockPrefix: 'virtlogd',
+  family: 'logd',
+  summary: 'libvirt log management daemon',
+  unitTitle: 'Virtual machine log manager',
+  withIP: false,
+  listenFlag: false,
+  sessionSupported: true,
+  execRestart: true,
+  drivers: [],
+  load: noPrograms,
+};
+
+export const virtlockd: VirtdDescriptor = {
+  name: 'virtlockd',
+  sockPrefix: 'virtlockd',
+  family: 'lockd',
+  summary: 'libvirt lock management daemon',
+  unitTitle: 'Virtual machine lock manager',
+  withIP: false,
+  listenFlag: false,
+  sessionSupported: true,
+  execRestart: true,
+  drivers: [],
+  load: noPrograms,
+};
+
+/** Every daemon, in the order the docs and units list them. */
+export const DAEMONS: readonly VirtdDescriptor[] = [libvirtd, ...modular, virtproxyd, virtlogd, virtlockd];
+
+export function descriptor(name: string): VirtdDescriptor {
+  const d = DAEMONS.find((x) => x.name === name);
+  if (!d) throw new Error(`no daemon named '${name}'`);
+  return d;
+}
