@@ -7,10 +7,14 @@ import {
 } from '../src/index.js';
 import { recomment, uncommentSettings } from './uncomment.js';
 
-// The files a distribution ships (Debian's libvirt-daemon-system 9.0 in CI,
-// extracted to VIRTD_STOCK_CONF_DIR) must load as they are, and with every
-// example setting uncommented.
-const dir = process.env.VIRTD_STOCK_CONF_DIR ?? '/etc/libvirt';
+// The files a distribution ships must load as they are, and with every
+// example setting uncommented. scripts/setup.sh extracts Debian's
+// libvirt-daemon-system 9.0 package into .cache/libvirt-stock without
+// installing it (installing would enable real libvirt's units); an
+// installed /etc/libvirt or VIRTD_STOCK_CONF_DIR is used when present.
+const extracted = path.resolve(__dirname, '../../../../.cache/libvirt-stock/etc/libvirt');
+const dir = process.env.VIRTD_STOCK_CONF_DIR
+  ?? (fs.existsSync(path.join(extracted, 'libvirtd.conf')) ? extracted : '/etc/libvirt');
 
 type Loader = (file: ConfFile) => LoadedConfig<object>;
 function loaderFor(name: string): Loader | undefined {

@@ -5,33 +5,38 @@
 // here and in bin/ only.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Activation, stripListenEnv, createNotifier, journalAvailable, type Notifier } from 'node-systemd-socket';
 import {
   readConfFile, remoteDaemonConfig, logdConfig, lockdConfig, type ConfFile,
 } from '@virtd/conf';
 import { VirtError } from '@virtd/errors';
 import type { Logger } from 'pino';
+import type { Notifier } from 'node-systemd-socket';
 import { takeOverSignals, type CaughtSignal } from './early-signals.js';
 import { parseCommandLine, usage, UsageError, type CommandLine } from './cli.js';
 import { daemonPaths, socketPaths, defaultTlsFiles, type HostContext, type DaemonPaths, type SocketPaths } from './paths.js';
-import { PidFile } from './pidfile.js';
 import { ensureRunDir } from './rundir.js';
 import { StartupError, stage, statusText, EXIT } from './stages.js';
-import { LogManager, defaultOutputs, formatText } from './logging/log.js';
+import { formatText } from './logging/format.js';
 import { formatOutputs, type LogOutput } from './logging/settings.js';
 import { coreSettings, checkAuthSupported, type CoreSettings, type FamilyConfig } from './settings.js';
-import { Server, type Role } from './server.js';
-import { bindUnix, bindTcp, fromActivation, type Listener } from './listener.js';
-import { TlsEndpoint } from './tls.js';
 import { AutoShutdown } from './auto-shutdown.js';
-import { adminProgram } from './admin/service.js';
-import { healthProgram, HealthState } from './rpc/health.js';
-import { reflectionPrograms } from './rpc/reflection.js';
 import { daemonChild, spawnDaemonChild, type DaemonChild } from './daemonize.js';
 import { VERSION, PRODUCT } from './version.js';
+import type { LogManager } from './logging/log.js';
+import type { PidFile } from './pidfile.js';
+import type { Server, Role } from './server.js';
+import type { Listener } from './listener.js';
+import type { TlsEndpoint } from './tls.js';
+import type { HealthState } from './rpc/health.js';
 import type { DaemonDescriptor, DaemonModule } from './descriptor.js';
 import type { DaemonRuntime } from './runtime.js';
 import type { Program } from './program.js';
+
+type Serving = typeof import('./serving.js');
+let servingModule: Serving | undefined;
+/** The serving layers, loaded once start-up is past the cheap checks. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const serving = (): Serving => (servingModule ??= require('./serving.js') as Serving);
 
 /** libvirt gives a graceful stop this long before exiting with status 1. */
 export const SHUTDOWN_WATCHDOG_MS = 30_000;
@@ -46,7 +51,7 @@ class Daemon {
   private readonly argv: readonly string[];
   private readonly env: Record<string, string | undefined>;
   private readonly host: HostContext;
-  private readonly notifier: Notifier = createNotifier();
+  private notifierInstance: Notifier | undefined;
   // Set as start-up proceeds; read by shutdown, which may come at any point.
   private logs: LogManager | undefined;
   private log: Logger | undefined;
@@ -54,13 +59,21 @@ class Daemon {
   private servers = new Map<string, Server>();
   private module: DaemonModule | undefined;
   private autoShutdown: AutoShutdown | undefined;
-  private health = new HealthState();
+  private healthState: HealthState | undefined;
   private daemonChild: DaemonChild | undefined;
   private driversReady = false;
   private reloading = false;
   private quitting: Promise<number> | undefined;
   private quitRequested: string | undefined;
   private resolveRun: ((code: number) => void) | undefined;
+
+  private get notifier(): Notifier {
+    return (this.notifierInstance ??= serving().createNotifier());
+  }
+
+  private get health(): HealthState {
+    return (this.healthState ??= new (serving().HealthState)());
+  }
 
   constructor(d: DaemonDescriptor, argv: readonly string[], env: Record<string, string | undefined>) {
     this.d = d;
@@ -128,7 +141,7 @@ class Daemon {
     });
     const pidPath = cli.pidFile ?? paths.pidFile;
     if (pidPath !== '') {
-      this.pidFile = await stage('pidfile', () => PidFile.acquire(path.resolve(pidPath)));
+      this.pidFile = await stage('pidfile', () => serving().PidFile.acquire(path.resolve(pidPath)));
     }
 
     this.autoShutdown = new AutoShutdown(() => this.quit(`no client for ${this.autoShutdown?.timeout} s`));
@@ -192,7 +205,7 @@ class Daemon {
   private setupLogging(settings: CoreSettings, paths: DaemonPaths, daemonized: boolean): LogManager {
     const outputs: LogOutput[] = settings.log.outputs ?? this.defaultOutputs(settings, paths, daemonized);
     for (const o of outputs) if (o.kind === 'file') fs.mkdirSync(path.dirname(o.arg!), { recursive: true, mode: 0o700 });
-    const logs = new LogManager(this.d.name, { level: settings.log.level, filters: settings.log.filters, outputs });
+    const logs = new (serving().LogManager)(this.d.name, { level: settings.log.level, filters: settings.log.filters, outputs });
     this.logs = logs;
     const conf = logs.get('conf');
     for (const k of this.pendingUnknownKeys) conf.debug(`ignoring unknown config key '${k}'`);
@@ -200,10 +213,11 @@ class Daemon {
   }
 
   private defaultOutputs(settings: CoreSettings, paths: DaemonPaths, daemonized: boolean): LogOutput[] {
-    return defaultOutputs({
+    const S = serving();
+    return S.defaultOutputs({
       daemonize: daemonized,
       stdinIsTTY: !!process.stdin.isTTY,
-      journald: journalAvailable(),
+      journald: S.journalAvailable(),
       logFile: paths.logFile,
       priority: settings.log.level,
     });
@@ -240,10 +254,12 @@ class Daemon {
   }
 
   private createServers(rt: DaemonRuntime, s: CoreSettings, programs: readonly Program[]): void {
+    const { Server, healthProgram, reflectionPrograms, adminProgram } = serving();
+    const health = this.health;
     const withExtras = (own: readonly Program[]): Program[] => {
       const list: Program[] = [...own];
       const names = (): string[] => list.map((p) => serviceName(p));
-      list.push(healthProgram(this.health, names), ...reflectionPrograms(names));
+      list.push(healthProgram(health, names), ...reflectionPrograms(names));
       return list;
     };
     const main = new Server(s.main, withExtras(programs), this.logs!.get('rpc.server'));
@@ -268,6 +284,7 @@ class Daemon {
 
   /** Listeners from systemd when activated, else bound per config. */
   private async openSockets(s: CoreSettings, sockets: SocketPaths, cli: CommandLine): Promise<void> {
+    const { Activation, stripListenEnv, bindUnix, bindTcp, fromActivation, TlsEndpoint } = serving();
     const d = this.d;
     const main = this.servers.get(d.name)!;
     const admin = this.servers.get('admin')!;

@@ -3,7 +3,7 @@
 // status on a pipe (fd 3 in the child), like libvirt's double-fork
 // handshake. The child reports through reportStartup().
 import fs from 'node:fs';
-import { spawn } from 'node:child_process';
+import type { spawn as SpawnFn } from 'node:child_process';
 
 /** Set in the child's environment; removed as soon as the child reads it. */
 export const CHILD_ENV = 'VIRTD_DAEMON_STATUS_FD';
@@ -36,6 +36,9 @@ export function daemonChild(env: Record<string, string | undefined>): DaemonChil
  * with undefined when it died without reporting.
  */
 export function spawnDaemonChild(script: string, args: string[], env: Record<string, string | undefined>): Promise<number | undefined> {
+  // child_process is loaded only by the --daemon parent.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require('node:child_process') as { spawn: typeof SpawnFn };
   const child = spawn(process.execPath, [...process.execArgv, script, ...args], {
     cwd: '/',
     detached: true,

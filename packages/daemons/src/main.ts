@@ -1,5 +1,5 @@
 // Entry point of every daemon binary: pick the descriptor, hand it to the core.
-import { runDaemon } from '@virtd/core';
+import { runDaemon } from '@virtd/core/daemon';
 import { descriptor } from './descriptors.js';
 
 export function main(name: string): void {

@@ -4,8 +4,12 @@ import type * as KoffiModule from 'koffi' with { 'resolution-mode': 'import' };
 
 // koffi ships as an ES module with a CommonJS entry; its types are ESM-only.
 type Koffi = typeof KoffiModule.default;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const koffi = require('koffi') as Koffi;
+let koffiModule: Koffi | undefined;
+/** koffi itself, loaded on first use (it costs ~10 ms at start-up). */
+function kf(): Koffi {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (koffiModule ??= require('koffi') as Koffi);
+}
 type TypeObject = KoffiModule.TypeObject;
 type KoffiFunction = ReturnType<KoffiModule.LibraryHandle['func']>;
 
@@ -27,20 +31,24 @@ let errnoNames: Map<number, string> | undefined;
 export function errnoName(errno: number): string {
   if (!errnoNames) {
     errnoNames = new Map();
-    for (const [name, value] of Object.entries(koffi.os.errno)) {
+    for (const [name, value] of Object.entries(kf().os.errno)) {
       if (!errnoNames.has(value)) errnoNames.set(value, name);
     }
   }
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 
-export const errno = (): number => koffi.errno();
-export const ERRNO = koffi.os.errno;
+export const errno = (): number => kf().errno();
+
+/** errno values by name (EAGAIN, …), from koffi's table for this platform. */
+export const ERRNO: Readonly<Record<string, number>> = new Proxy({}, {
+  get: (_t, name: string) => kf().os.errno[name],
+});
 
 /** Throws a PosixError when a libc call returned -1. */
 export function check(syscall: string, ret: number | bigint, detail?: string): number {
   const n = Number(ret);
-  if (n === -1) throw new PosixError(syscall, koffi.errno(), detail);
+  if (n === -1) throw new PosixError(syscall, kf().errno(), detail);
   return n;
 }
 
@@ -75,6 +83,7 @@ interface Bound {
 let cache: Bound | undefined;
 export function bound(): Bound {
   if (cache) return cache;
+  const koffi = kf();
   const lc = koffi.load('libc.so.6');
   const flock = koffi.struct('virtd_flock', {
     l_type: 'short', l_whence: 'short', l_start: 'int64_t', l_len: 'int64_t', l_pid: 'int',
@@ -110,4 +119,4 @@ export function bound(): Bound {
   return cache;
 }
 
-export const address = (buf: Buffer): bigint => koffi.address(buf);
+export const address = (buf: Buffer): bigint => kf().address(buf);

@@ -1,0 +1,183 @@
+// Start a real daemon binary and watch it. Session mode runs as a real
+// ordinary user; system mode runs as root inside a private mount namespace
+// with its own /run, so it never touches the machine's /run/libvirt. A
+// shell stays in that namespace after the daemon exits and lists /run, so
+// tests can check what the daemon left behind.
+import fs from 'node:fs';
+import path from 'node:path';
+import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { TestUser } from './users.js';
+import { tempDir } from './tmp.js';
+import { waitFor } from './wait.js';
+
+const repo = path.resolve(__dirname, '../../../..');
+export const binPath = (name: string): string => path.join(repo, 'node_modules', '.bin', name);
+export const repoRoot = repo;
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
+
+export interface DaemonOptions {
+  readonly name: string;
+  readonly args?: readonly string[];
+  /** System mode: root in a private mount namespace. Session mode needs `user`. */
+  readonly mode: 'system' | 'session';
+  readonly user?: TestUser;
+  /** Environment of the daemon (session: the user's; merged over a minimal PATH). */
+  readonly env?: Record<string, string>;
+  /** Written to a temp file and passed with --config. */
+  readonly config?: string;
+  /** Extra shell run in the namespace before the daemon (system mode). */
+  readonly nsSetup?: string;
+}
+
+export interface Exit { code: number | null; signal: NodeJS.Signals | null }
+
+export class DaemonHandle {
+  readonly proc: ChildProcess;
+  readonly mode: 'system' | 'session';
+  /** The daemon's pid (in system mode, the process inside the namespace). */
+  pid = 0;
+  stdout = '';
+  stderr = '';
+  /** System mode: what `ls -la /run /run/libvirt` showed after the daemon exited. */
+  runAfterExit = '';
+  readonly exited: Promise<Exit>;
+  readonly configFile?: string;
+
+  constructor(proc: ChildProcess, mode: 'system' | 'session', configFile?: string) {
+    this.proc = proc;
+    this.mode = mode;
+    if (configFile) this.configFile = configFile;
+    live.add(proc);
+    proc.stdout!.on('data', (d: Buffer) => { this.stdout += d; this.parseMarkers(); });
+    proc.stderr!.on('data', (d: Buffer) => { this.stderr += d; });
+    this.exited = new Promise((resolve) => {
+      // 'close', not 'exit': the shell's EXIT marker must have been read.
+      proc.on('close', (code, signal) => {
+        live.delete(proc);
+        if (mode === 'system') {
+          const m = /^EXIT (\d+)$/m.exec(this.stdout);
+          const after = this.stdout.split('RUN-AFTER\n')[1];
+          this.runAfterExit = after ?? '';
+          // The shell reports the daemon's status as 128+N when a signal killed it.
+          const status = m ? Number(m[1]) : code;
+          if (status !== null && status > 128 && m) resolve({ code: null, signal: signalName(status - 128) });
+          else resolve({ code: status, signal });
+        } else {
+          resolve({ code, signal });
+        }
+      });
+    });
+    if (mode === 'session') this.pid = proc.pid!;
+  }
+
+  private parseMarkers(): void {
+    if (!this.pid) {
+      const m = /^PID (\d+)$/m.exec(this.stdout);
+      if (m) this.pid = Number(m[1]);
+    }
+  }
+
+  /** A path as the daemon sees it, reachable from the test (root) process. */
+  path(p: string): string {
+    return this.mode === 'system' ? `/proc/${this.pid}/root${p}` : p;
+  }
+
+  get output(): string {
+    return this.stdout + this.stderr;
+  }
+
+  async started(): Promise<void> {
+    await waitFor(() => this.pid > 0 || this.proc.exitCode !== null, 10_000, 'daemon pid');
+  }
+
+  /** Waits until a socket accepts connections (or the daemon exits). */
+  async socketReady(p: string, ms = 15_000): Promise<void> {
+    await this.started();
+    await waitFor(async () => {
+      if (this.proc.exitCode !== null) throw new Error(`daemon exited early:\n${this.output}`);
+      return canConnect(this.path(p));
+    }, ms, `socket ${p}`);
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.pid) process.kill(this.pid, sig);
+  }
+
+  async stop(sig: NodeJS.Signals = 'SIGTERM', ms = 35_000): Promise<Exit> {
+    if (this.proc.exitCode === null && this.pid) {
+      try { process.kill(this.pid, sig); } catch { /* already gone */ }
+    }
+    const t = setTimeout(() => this.kill(), ms);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  kill(): void {
+    try { if (this.pid) process.kill(this.pid, 'SIGKILL'); } catch { /* gone */ }
+    try { this.proc.kill('SIGKILL'); } catch { /* gone */ }
+  }
+}
+
+function signalName(n: number): NodeJS.Signals {
+  const names: Record<number, NodeJS.Signals> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 9: 'SIGKILL', 10: 'SIGUSR1', 15: 'SIGTERM', 6: 'SIGABRT', 11: 'SIGSEGV' };
+  return names[n] ?? 'SIGTERM';
+}
+
+export function canConnect(p: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(p);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Starts a daemon; does not wait for readiness. */
+export function startDaemon(o: DaemonOptions): DaemonHandle {
+  const args = [...(o.args ?? [])];
+  let configFile: string | undefined;
+  if (o.config !== undefined) {
+    const dir = tempDir('virtd-conf-');
+    configFile = path.join(dir, `${o.name}.conf`);
+    fs.writeFileSync(configFile, o.config);
+    fs.chmodSync(configFile, 0o644);
+    args.unshift(`--config=${configFile}`);
+  }
+  if (o.mode === 'session') {
+    if (!o.user) throw new Error('session mode needs a user');
+    const proc = spawn(binPath(o.name), args, {
+      uid: o.user.uid,
+      gid: o.user.gid,
+      cwd: o.user.home,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: o.user.home, ...(o.env ?? {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new DaemonHandle(proc, 'session', configFile);
+  }
+  // /etc/libvirt is replaced by an empty directory so the machine's own
+  // config files (real libvirt's, say) cannot leak into the test.
+  const etc = tempDir('virtd-etc-');
+  const script = [
+    'set -e',
+    'mount -t tmpfs -o mode=755 tmpfs /run',
+    `if [ -d /etc/libvirt ]; then mount --bind ${etc} /etc/libvirt; fi`,
+    o.nsSetup ?? ':',
+    'set +e',
+    '"$@" &',
+    'echo "PID $!"',
+    'wait $!',
+    'echo "EXIT $?"',
+    'echo RUN-AFTER',
+    'ls -la /run /run/libvirt 2>&1',
+  ].join('\n');
+  const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', binPath(o.name), ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', ...(o.env ?? {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new DaemonHandle(proc, 'system', configFile);
+}

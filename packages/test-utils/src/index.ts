@@ -1,0 +1,5 @@
+export { sleep, waitFor } from './wait.js';
+export { tempDir } from './tmp.js';
+export { ensureUser, runtimeDirFor, userEnv, isRoot, type TestUser } from './users.js';
+export { startDaemon, DaemonHandle, binPath, repoRoot, canConnect, type DaemonOptions, type Exit } from './daemon.js';
+export { run, type RunResult, type RunOptions } from './run.js';

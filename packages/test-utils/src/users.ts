@@ -1,0 +1,57 @@
+// Real ordinary users for session-mode tests (never root pretending).
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { tempDir } from './tmp.js';
+
+export interface TestUser {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+}
+
+export const isRoot = (): boolean => process.geteuid?.() === 0;
+
+/** The user, created with a home directory if missing (needs root). */
+export function ensureUser(name: string): TestUser {
+  const lookup = (): string | undefined => {
+    try { return execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim(); } catch { return undefined; }
+  };
+  let line = lookup();
+  if (!line) {
+    try {
+      execFileSync('useradd', ['-m', '-s', '/bin/sh', name], { stdio: 'ignore' });
+    } catch (e) {
+      // Another test process may have created it in the meantime.
+      if (!lookup()) throw e;
+    }
+    line = lookup();
+  }
+  const f = line!.split(':');
+  return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
+}
+
+/**
+ * A private XDG_RUNTIME_DIR for the user (0700, owned by them), like
+ * /run/user/UID but isolated per test.
+ */
+export function runtimeDirFor(user: TestUser): string {
+  const base = tempDir('virtd-xdg-');
+  const dir = path.join(base, `run-${user.uid}`);
+  fs.mkdirSync(dir, { mode: 0o700 });
+  fs.chownSync(dir, user.uid, user.gid);
+  return dir;
+}
+
+/** The environment a login session of the user would have. */
+export function userEnv(user: TestUser, runtimeDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: user.home,
+    USER: user.name,
+    LOGNAME: user.name,
+    XDG_RUNTIME_DIR: runtimeDir,
+    ...extra,
+  };
+}
