@@ -10,7 +10,7 @@ export { EXIT, StartupError, statusText, type Stage } from './stages.js';
 export { AutoShutdown } from './auto-shutdown.js';
 export { PidFile } from './pidfile.js';
 export { WorkerPool, type PoolLimits, type PoolParams } from './workers.js';
-export { toStatus, fromStatus, asVirtError, META_CODE, META_DOMAIN, META_LEVEL } from './rpc/status.js';
+export { toStatus, fromStatus, asVirtError, META_CODE, META_DOMAIN, META_LEVEL } from '@virtd/protocol/status';
 export { parseFilters, parseOutputs, formatFilters, formatOutputs, categoryPriority, type LogFilter, type LogOutput, type Priority } from './logging/settings.js';
 export { LogManager, formatText, defaultOutputs, type Logger } from './logging/log.js';
 export { dnAllowed, dnString } from './tls.js';

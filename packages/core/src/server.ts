@@ -15,7 +15,7 @@ import { Client, clientForPeer, type ClientIdentity } from './client.js';
 import type { Listener } from './listener.js';
 import type { Program, CallContext, SurfaceCall } from './program.js';
 import { WorkerPool, type PoolLimits } from './workers.js';
-import { toStatus, asVirtError } from './rpc/status.js';
+import { toStatus, asVirtError } from '@virtd/protocol/status';
 import type { TlsEndpoint } from './tls.js';
 
 export type Role = 'rw' | 'ro' | 'admin';

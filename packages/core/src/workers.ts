@@ -49,7 +49,7 @@ export class WorkerPool {
       prioWorkers: next.prioWorkers ?? this.limits.prioWorkers,
     };
     if (merged.maxWorkers > 0 && merged.minWorkers > merged.maxWorkers) {
-      throw new VirtError('INVALID_ARG', 'NONE', 'minWorkers must be less than or equal to maxWorkers');
+      throw new VirtError('INVALID_ARG', 'NONE', 'minWorkers cannot be larger than maxWorkers');
     }
     if ((this.limits.maxWorkers === 0) !== (merged.maxWorkers === 0)) {
       throw new VirtError('INVALID_ARG', 'NONE',

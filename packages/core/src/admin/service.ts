@@ -17,12 +17,12 @@ const TRANSPORT = { unix: 0, tcp: 1, tls: 2 } as const;
 export function adminProgram(rt: DaemonRuntime, defaultOutputs: () => string): Program {
   const server = (name: string | null | undefined): Server => {
     const s = rt.servers.get(name ?? '');
-    if (!s) throw new VirtError('NO_SERVER', 'ADMIN', `no server with matching name '${name ?? ''}' found`);
+    if (!s) throw new VirtError('NO_SERVER', 'ADMIN', `No server named '${name ?? ''}'`);
     return s;
   };
   const client = (srv: Server, id: number | null | undefined): Client => {
     const c = srv.client(Number(id));
-    if (!c) throw new VirtError('NO_CLIENT', 'ADMIN', `no client with matching id '${id}' found`);
+    if (!c) throw new VirtError('NO_CLIENT', 'ADMIN', `No client with matching ID '${id}'`);
     return c;
   };
   const describe = (c: Client): AdminMessages.virtd.admin.v1.IClient => ({
@@ -90,7 +90,9 @@ export function adminProgram(rt: DaemonRuntime, defaultOutputs: () => string): P
         return {};
       },
       UpdateTlsFiles: ({ request }: Ctx<A>) => {
-        for (const t of server(request.server).tlsEndpoints()) t.reload();
+        const endpoints = server(request.server).tlsEndpoints();
+        if (!endpoints.length) throw new VirtError('INTERNAL_ERROR', 'ADMIN', 'no tls service found, unable to update tls files');
+        for (const t of endpoints) t.reload();
         return {};
       },
       SetDaemonTimeout: ({ request }: Ctx<AdminMessages.virtd.admin.v1.ISetDaemonTimeoutRequest>) => {

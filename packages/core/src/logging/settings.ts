@@ -9,7 +9,7 @@ export const DEFAULT_PRIORITY: Priority = 3;
 
 export interface LogFilter {
   readonly priority: Priority;
-  /** Glob matched anywhere in the category (module) name, as libvirt does. */
+  /** Glob matched against the whole category (module) name; plain names are stored as *name*. */
   readonly match: string;
 }
 
@@ -24,28 +24,32 @@ export interface LogOutput {
 
 function priority(text: string, what: string, item: string): Priority {
   if (!/^[1-4]$/.test(text)) {
-    throw new VirtError('INVALID_ARG', 'NONE', `invalid log ${what} priority in '${item}': must be 1 to 4`);
+    throw new VirtError('INVALID_ARG', 'NONE', `Invalid log priority '${text}' for log ${what} '${item}'`);
   }
   return Number(text) as Priority;
 }
 
 export function parsePriority(text: string): Priority {
-  return priority(text.trim(), 'level', text);
+  const t = text.trim();
+  if (!/^[1-4]$/.test(t)) throw new VirtError('INVALID_ARG', 'NONE', `Invalid log priority '${t}': must be 1 to 4`);
+  return Number(t) as Priority;
 }
 
 export function parseFilters(text: string): LogFilter[] {
   return text.split(/\s+/).filter(Boolean).map((item) => {
     // A leading '+' asked libvirt for stack traces; we accept and ignore it.
     const m = /^\+?(\d+):(.+)$/.exec(item);
-    if (!m) throw new VirtError('INVALID_ARG', 'NONE', `invalid log filter '${item}': expected level:match`);
-    return { priority: priority(m[1]!, 'filter', item), match: m[2]! };
+    if (!m) throw new VirtError('INVALID_ARG', 'NONE', `Malformed format for log filter '${item}'`);
+    // A plain name matches anywhere in the category: libvirt stores it as *name*.
+    const match = m[2]!.includes('*') ? m[2]! : `*${m[2]!}*`;
+    return { priority: priority(m[1]!, 'filter', item), match };
   });
 }
 
 export function parseOutputs(text: string): LogOutput[] {
   return text.split(/\s+/).filter(Boolean).map((item) => {
     const m = /^(\d+):([a-z]+)(?::(.*))?$/.exec(item);
-    if (!m) throw new VirtError('INVALID_ARG', 'NONE', `invalid log output '${item}': expected level:destination`);
+    if (!m) throw new VirtError('INVALID_ARG', 'NONE', `Malformed format for log output '${item}'`);
     const p = priority(m[1]!, 'output', item);
     const kind = m[2]!;
     const arg = m[3];
@@ -61,7 +65,7 @@ export function parseOutputs(text: string): LogOutput[] {
         if (!arg) throw new VirtError('INVALID_ARG', 'NONE', `invalid log output '${item}': syslog needs an identity`);
         return { priority: p, kind, arg };
       default:
-        throw new VirtError('INVALID_ARG', 'NONE', `invalid log output '${item}': unknown destination '${kind}'`);
+        throw new VirtError('INVALID_ARG', 'NONE', `Invalid destination '${kind}' for log output '${item}'`);
     }
   });
 }
@@ -74,7 +78,7 @@ export const formatOutputs = (outputs: readonly LogOutput[]): string =>
 
 function globToRegExp(glob: string): RegExp {
   const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(body);
+  return new RegExp(`^${body}$`);
 }
 
 const compiled = new WeakMap<LogFilter, RegExp>();

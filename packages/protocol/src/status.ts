@@ -1,8 +1,9 @@
-// The one place errors become gRPC statuses. Every error a client sees
+// The one place errors become gRPC statuses (servers) and gRPC statuses
+// become errors again (clients). Every error a client sees
 // carries libvirt's code, domain and level in the trailers, so clients (and
 // later libvirt's own wire protocol) map them one to one.
 import * as grpc from '@grpc/grpc-js';
-import { VirtError, Code, Domain, codeName, type CodeName, type DomainName } from '@virtd/errors';
+import { VirtError, Domain, codeName, type CodeName, type DomainName } from '@virtd/errors';
 
 export const META_CODE = 'virt-error-code';
 export const META_DOMAIN = 'virt-error-domain';
@@ -62,4 +63,3 @@ export function fromStatus(e: { code?: number; details?: string; message?: strin
   return VirtError.raw(e.code === grpc.status.PERMISSION_DENIED ? 'OPERATION_DENIED' : 'RPC', 'RPC', message);
 }
 
-export { Code };

@@ -1,0 +1,112 @@
+// One client connection: one HTTP/2 connection to one daemon socket, the
+// way one libvirt connection is one socket. Calls come back as results or
+// as VirtErrors carrying libvirt's code, domain and wording.
+import * as grpc from '@grpc/grpc-js';
+import { VirtError } from '@virtd/errors';
+import { fromStatus } from '@virtd/protocol/status';
+
+export interface Target {
+  /** grpc-js target: unix:///path, or host:port. */
+  readonly address: string;
+  /** What error messages call the endpoint: the socket path or host:port. */
+  readonly description: string;
+  readonly credentials: grpc.ChannelCredentials;
+  /** TLS: the name the server certificate must carry. */
+  readonly serverName?: string;
+}
+
+export const unixTarget = (socket: string): Target => ({
+  address: `unix://${socket}`,
+  description: socket,
+  credentials: grpc.credentials.createInsecure(),
+});
+
+/** libvirt's message-size limit applies to clients too. */
+const MESSAGE_MAX_BYTES = 32 * 1024 * 1024;
+
+const STRERROR: Record<string, string> = {
+  ENOENT: 'No such file or directory',
+  ECONNREFUSED: 'Connection refused',
+  EACCES: 'Permission denied',
+  ECONNRESET: 'Connection reset by peer',
+  EPIPE: 'Broken pipe',
+  ETIMEDOUT: 'Connection timed out',
+  EHOSTUNREACH: 'No route to host',
+  ENOTSOCK: 'Socket operation on non-socket',
+};
+
+/** A transport failure in libvirt's words ("Failed to connect socket to '…': …"). */
+export function connectionError(e: grpc.ServiceError, target: Target): VirtError {
+  const details = e.details ?? '';
+  const m = /connect (E[A-Z]+)/.exec(details);
+  if (m) {
+    const why = STRERROR[m[1]!] ?? m[1]!;
+    return VirtError.raw('SYSTEM_ERROR', 'RPC', `Failed to connect socket to '${target.description}': ${why}`);
+  }
+  return VirtError.raw('SYSTEM_ERROR', 'RPC', `Cannot talk to '${target.description}': ${details || e.message}`);
+}
+
+type GenericClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+export class Connection {
+  readonly target: Target;
+  private readonly clients = new Map<grpc.ServiceDefinition, GenericClient>();
+  private readonly channel: grpc.Channel;
+
+  constructor(target: Target, options: grpc.ChannelOptions = {}) {
+    this.target = target;
+    // One channel shared by every service client: one connection per Connection.
+    this.channel = new grpc.Channel(target.address, target.credentials, {
+      'grpc.max_receive_message_length': MESSAGE_MAX_BYTES,
+      'grpc.max_send_message_length': MESSAGE_MAX_BYTES,
+      'grpc.enable_retries': 0,
+      ...(target.serverName ? { 'grpc.ssl_target_name_override': target.serverName, 'grpc.default_authority': target.serverName } : {}),
+      ...options,
+    });
+  }
+
+  private client(def: grpc.ServiceDefinition): GenericClient {
+    let c = this.clients.get(def);
+    if (!c) {
+      const Ctor = grpc.makeGenericClientConstructor(def, 'virtd');
+      c = new Ctor(this.target.address, this.target.credentials, { channelOverride: this.channel }) as unknown as GenericClient;
+      this.clients.set(def, c);
+    }
+    return c;
+  }
+
+  /** A unary call; resolves with the reply or rejects with a VirtError. */
+  unary<Req, Res>(def: grpc.ServiceDefinition, method: string, request: Req, opts: { deadlineMs?: number } = {}): Promise<Res> {
+    const c = this.client(def);
+    const callOpts: grpc.CallOptions = opts.deadlineMs ? { deadline: Date.now() + opts.deadlineMs } : {};
+    return new Promise((resolve, reject) => {
+      (c[method] as (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: grpc.requestCallback<Res>) => void)(
+        request, new grpc.Metadata(), callOpts,
+        (err, res) => (err ? reject(this.error(err)) : resolve(res as Res)),
+      );
+    });
+  }
+
+  /** A server-streaming call. */
+  serverStream<Req, Res>(def: grpc.ServiceDefinition, method: string, request: Req): grpc.ClientReadableStream<Res> {
+    const c = this.client(def);
+    return (c[method] as (r: Req) => grpc.ClientReadableStream<Res>)(request);
+  }
+
+  /** A service error as the VirtError the caller should see. */
+  error(err: grpc.ServiceError): VirtError {
+    const carriesVirtError = err.metadata?.get('virt-error-code').length;
+    if (!carriesVirtError && err.code === grpc.status.UNAVAILABLE) return connectionError(err, this.target);
+    return fromStatus(err);
+  }
+
+  /** Whether the channel currently has a live connection. */
+  get connected(): boolean {
+    return this.channel.getConnectivityState(false) === grpc.connectivityState.READY;
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.channel.close();
+  }
+}
