@@ -119,6 +119,8 @@ export class TlsEndpoint {
       requestCert: true,
       rejectUnauthorized: !settings.noVerify,
       minVersion: 'TLSv1.2',
+      // gRPC runs over HTTP/2, which TLS clients negotiate with ALPN.
+      ALPNProtocols: ['h2'],
       handshakeTimeout: settings.handshakeTimeoutMs ?? 30_000,
     });
     this.server.on('secureConnection', (secure) => {

@@ -91,6 +91,14 @@ function optionOf(method, name) {
   return opts[`(virtd.${name})`];
 }
 
+/** One MethodInfo entry; a method without (virtd.access) counts as a write. */
+function methodInfoLine(service, m) {
+  const access = optionOf(m, 'access') === 'READ' ? 'read' : 'write';
+  const priority = optionOf(m, 'priority') === true;
+  return `  '/${service}/${m.name}': { service: '${service}', method: '${m.name}', access: '${access}', priority: ${priority}, `
+    + `responseStream: ${!!m.responseStream}, requestStream: ${!!m.requestStream} },`;
+}
+
 function serviceTs(mod, root, pkg) {
   const ns = root.lookup(pkg);
   const services = ns.nestedArray.filter((n) => n instanceof protobuf.Service);
@@ -136,11 +144,7 @@ function serviceTs(mod, root, pkg) {
     lines.push('');
     lines.push(`/** Access and priority of each ${full} method, from its options. */`);
     lines.push(`export const ${svc.name}Methods: Readonly<Record<string, MethodInfo>> = {`);
-    for (const m of svc.methodsArray) {
-      const access = optionOf(m, 'access') === 'READ' ? 'read' : 'write';
-      const priority = optionOf(m, 'priority') === true;
-      lines.push(`  '/${full}/${m.name}': { service: '${full}', method: '${m.name}', access: '${access}', priority: ${priority}, responseStream: ${!!m.responseStream}, requestStream: ${!!m.requestStream} },`);
-    }
+    for (const m of svc.methodsArray) lines.push(methodInfoLine(full, m));
     lines.push(`};`);
     lines.push('');
   }
@@ -178,6 +182,25 @@ function descriptorsTs(root) {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * Every method of every service, as data only (no codecs): what tests use to
+ * walk all methods on every socket role, so a new method cannot slip through
+ * untested.
+ */
+function methodsTs(root) {
+  const lines = [HEADER, `import type { MethodInfo } from '../method-info.js';`, ''];
+  lines.push('export const ALL_METHODS: Readonly<Record<string, MethodInfo>> = {');
+  for (const mod of MODULES) {
+    const ns = root.lookup(packageOf(mod.file));
+    for (const svc of ns.nestedArray.filter((n) => n instanceof protobuf.Service)) {
+      const full = svc.fullName.slice(1);
+      for (const m of svc.methodsArray) lines.push(methodInfoLine(full, m));
+    }
+  }
+  lines.push('};');
+  return lines.join('\n') + '\n';
+}
+
 async function main() {
   const files = MODULES.map((m) => m.file);
   // Codecs use camelCase fields; reflection descriptors keep the .proto names.
@@ -209,6 +232,7 @@ async function main() {
       fs.writeFileSync(path.join(outDir, 'src', 'generated', `${mod.name}.ts`), serviceTs(mod, root, pkg));
     }
     fs.writeFileSync(path.join(outDir, 'src', 'generated', 'descriptors.ts'), descriptorsTs(protoRoot));
+    fs.writeFileSync(path.join(outDir, 'src', 'generated', 'methods.ts'), methodsTs(root));
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

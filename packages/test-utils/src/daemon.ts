@@ -30,6 +30,8 @@ export interface DaemonOptions {
   readonly config?: string;
   /** Extra shell run in the namespace before the daemon (system mode). */
   readonly nsSetup?: string;
+  /** A command the daemon runs under, e.g. systemd-socket-activate and its flags. */
+  readonly wrap?: readonly string[];
 }
 
 export interface Exit { code: number | null; signal: NodeJS.Signals | null }
@@ -129,6 +131,27 @@ function signalName(n: number): NodeJS.Signals {
   return names[n] ?? 'SIGTERM';
 }
 
+/** Direct children of a process (e.g. the daemon systemd-socket-activate spawned). */
+export function childPids(pid: number): number[] {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+  } catch {
+    return [];
+  }
+}
+
+/** A free TCP port on the loopback (bound then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
 export function canConnect(p: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(p);
@@ -150,7 +173,8 @@ export function startDaemon(o: DaemonOptions): DaemonHandle {
   }
   if (o.mode === 'session') {
     if (!o.user) throw new Error('session mode needs a user');
-    const proc = spawn(binPath(o.name), args, {
+    const [cmd, ...pre] = [...(o.wrap ?? []), binPath(o.name)];
+    const proc = spawn(cmd!, [...pre, ...args], {
       uid: o.user.uid,
       gid: o.user.gid,
       cwd: o.user.home,
@@ -175,7 +199,7 @@ export function startDaemon(o: DaemonOptions): DaemonHandle {
     'echo RUN-AFTER',
     'ls -la /run /run/libvirt 2>&1',
   ].join('\n');
-  const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', binPath(o.name), ...args], {
+  const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...(o.wrap ?? []), binPath(o.name), ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', ...(o.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
