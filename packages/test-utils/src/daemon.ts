@@ -32,6 +32,11 @@ export interface DaemonOptions {
   readonly nsSetup?: string;
   /** A command the daemon runs under, e.g. systemd-socket-activate and its flags. */
   readonly wrap?: readonly string[];
+  /**
+   * System mode: bind this host directory over the namespace's /run/libvirt,
+   * so other users can reach the sockets (they cannot follow /proc/PID/root).
+   */
+  readonly exposeRunDir?: string;
 }
 
 export interface Exit { code: number | null; signal: NodeJS.Signals | null }
@@ -190,6 +195,7 @@ export function startDaemon(o: DaemonOptions): DaemonHandle {
     'set -e',
     'mount -t tmpfs -o mode=755 tmpfs /run',
     `if [ -d /etc/libvirt ]; then mount --bind ${etc} /etc/libvirt; fi`,
+    ...(o.exposeRunDir ? [`mkdir -p /run/libvirt && mount --bind ${o.exposeRunDir} /run/libvirt`] : []),
     o.nsSetup ?? ':',
     'set +e',
     '"$@" &',

@@ -5,3 +5,5 @@ export { startDaemon, DaemonHandle, binPath, repoRoot, canConnect, childPids, fr
 export { run, type RunResult, type RunOptions } from './run.js';
 export { makePki, type Pki, type KeyPair } from './pki.js';
 export { connectUnix, tlsTarget, tcpTarget, rawCall, type RawResult } from './grpc.js';
+/** A script that health-checks a socket and prints the outcome as JSON (run it as another user). */
+export const probeScript = require.resolve('./probe.js');
