@@ -60,6 +60,10 @@ export class Connection {
       'grpc.max_receive_message_length': MESSAGE_MAX_BYTES,
       'grpc.max_send_message_length': MESSAGE_MAX_BYTES,
       'grpc.enable_retries': 0,
+      // grpc-js shares connections between channels to the same target by
+      // default; one Connection must be one transport connection, as one
+      // libvirt connection is one socket.
+      'grpc.use_local_subchannel_pool': 1,
       ...(target.serverName ? { 'grpc.ssl_target_name_override': target.serverName, 'grpc.default_authority': target.serverName } : {}),
       ...options,
     });

@@ -63,6 +63,8 @@ interface Slot { anonymous: boolean; released: boolean }
 
 export interface ServerEvents {
   clients: [count: number];
+  /** No unary call in flight any more (emitted when the count drops to 0). */
+  idle: [];
 }
 
 export class Server extends EventEmitter<ServerEvents> {
@@ -80,6 +82,8 @@ export class Server extends EventEmitter<ServerEvents> {
   private nconn = 0;
   private nanon = 0;
   private nextClientId = 1;
+  /** Unary calls running or queued for a worker; shutdown waits for them. */
+  private inflight = 0;
   /** Set by start(); listeners accept only between start() and close(). */
   private running = false;
   private closing: Promise<void> | undefined;
@@ -167,12 +171,18 @@ export class Server extends EventEmitter<ServerEvents> {
   private async doClose(graceMs: number): Promise<void> {
     this.running = false;
     for (const s of this.services) for (const l of s.listeners) l.close();
-    await Promise.all([...this.grpcServers.values()].map((g) => new Promise<void>((resolve) => {
-      g.tryShutdown(() => resolve());
-      if (graceMs > 0) setTimeout(() => g.forceShutdown(), graceMs).unref();
-      else g.forceShutdown();
-    })));
+    // GOAWAY: clients start no new calls. Calls already running may finish
+    // within the grace period; a silent or stopped peer cannot hold us up,
+    // since every client is disconnected after it.
+    for (const g of this.grpcServers.values()) g.tryShutdown(() => {});
+    if (this.inflight > 0 && graceMs > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        this.once('idle', () => { clearTimeout(t); resolve(); });
+      });
+    }
     for (const c of this.clientsById.values()) c.close();
+    for (const g of this.grpcServers.values()) g.forceShutdown();
   }
 
   // ---- connections -------------------------------------------------------
@@ -196,7 +206,7 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     const required = service.opts.requiredUid;
     if (listener.transport === 'unix' && required !== undefined && identity.uid !== required) {
-      this.log.warn({ uid: identity.uid, pid: identity.pid, listener: listener.address },
+      this.log.warn({ uid: identity.uid, peerPid: identity.pid, listener: listener.address },
         `connection refused: peer uid ${identity.uid} is not ${required}`);
       sock.destroy();
       return;
@@ -248,7 +258,7 @@ export class Server extends EventEmitter<ServerEvents> {
       client.forget();
       this.log.debug({ client: client.id }, 'client disconnected');
     });
-    this.log.debug({ client: client.id, transport, uid: identity.uid, pid: identity.pid, addr: identity.sockAddr }, 'client connected');
+    this.log.debug({ client: client.id, transport, uid: identity.uid, peerPid: identity.pid, addr: identity.sockAddr }, 'client connected');
     // Accepted paused (nothing read before the peer check); HTTP/2 takes the
     // handle over synchronously inside injectConnection, so no byte is lost.
     sock.resume();
@@ -342,10 +352,13 @@ export class Server extends EventEmitter<ServerEvents> {
       if (denied) { callback(toStatus(denied)); return; }
       const ctx = this.context(call, info);
       if (ctx instanceof VirtError) { callback(toStatus(ctx)); return; }
+      this.inflight++;
       this.workers.run(info.priority, () => handler(ctx)).then(
         (res) => callback(null, res ?? {}),
         (e) => callback(toStatus(this.failed(e, info))),
-      );
+      ).finally(() => {
+        if (--this.inflight === 0) this.emit('idle');
+      });
     };
   }
 
