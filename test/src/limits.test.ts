@@ -20,7 +20,7 @@ if (!isRoot()) {
   async function daemon(t: Test, config: string): Promise<{ h: DaemonHandle; sock: string; admin: AdminClient }> {
     const h = startDaemon({ name: 'virtqemud', mode: 'system', config });
     t.teardown(() => h.kill());
-    await h.socketReady('/run/libvirt/virtqemud-admin-sock');
+    await h.ready('/run/libvirt/virtqemud-admin-sock');
     const admin = AdminClient.open(`virtqemud:///system?socket=${h.path('/run/libvirt/virtqemud-admin-sock')}`, {}, 0);
     t.teardown(() => admin.close());
     return { h, sock: h.path('/run/libvirt/virtqemud-sock'), admin };

@@ -60,7 +60,8 @@ export class Listener extends EventEmitter<{ connection: [net.Socket]; error: [E
     const server = net.createServer({ pauseOnConnect: true });
     server.on('connection', (sock) => this.emit('connection', sock));
     server.on('error', (e) => this.emit('error', e));
-    server.listen({ fd: dupCloexec(this.fd), backlog: this.backlog });
+    // The backlog must be positional: Node ignores options.backlog for fds.
+    server.listen({ fd: dupCloexec(this.fd) }, this.backlog);
     this.server = server;
   }
 

@@ -109,6 +109,25 @@ export class DaemonHandle {
     }, ms, `socket ${p}`);
   }
 
+  /**
+   * Waits until the daemon serves calls: a health check on a socket
+   * succeeds only once every listener exists and accepting has begun.
+   */
+  async ready(socket: string, ms = 15_000): Promise<void> {
+    await this.socketReady(socket, ms);
+    const { Connection, unixTarget } = await import('@virtd/client');
+    const { HealthService } = await import('@virtd/protocol/health');
+    const c = new Connection(unixTarget(this.path(socket)));
+    try {
+      await waitFor(async () => {
+        if (this.proc.exitCode !== null) throw new Error(`daemon exited early:\n${this.output}`);
+        return c.unary(HealthService, 'Check', {}, { deadlineMs: 2000 }).then(() => true, () => false);
+      }, ms, `daemon ready on ${socket}`);
+    } finally {
+      c.close();
+    }
+  }
+
   signal(sig: NodeJS.Signals): void {
     if (this.pid) process.kill(this.pid, sig);
   }

@@ -1,0 +1,64 @@
+// --timeout: the daemon exits about that long after the last client leaves,
+// never while one is connected (admin clients count), and not while
+// something inhibits shutdown.
+import t from 'tap';
+import path from 'node:path';
+import { HealthService } from '@virtd/protocol/health';
+import { Connection, unixTarget, AdminClient } from '@virtd/client';
+import { startDaemon, isRoot, sleep, ensureUser, runtimeDirFor, userEnv } from '@virtd/test-utils';
+
+if (!isRoot()) {
+  t.pass('skipped: needs root');
+} else {
+  t.test('--timeout 2 exits about 2 s after the last client, not while one is connected', async (t) => {
+    const h = startDaemon({ name: 'virtnetworkd', mode: 'system', args: ['--timeout', '2'] });
+    t.teardown(() => h.kill());
+    await h.socketReady('/run/libvirt/virtnetworkd-sock');
+    const c = new Connection(unixTarget(h.path('/run/libvirt/virtnetworkd-sock')));
+    await c.unary(HealthService, 'Check', {});
+    await sleep(3500);
+    t.equal(h.proc.exitCode, null, 'still running with a client connected');
+    const left = Date.now();
+    c.close();
+    const exit = await h.exited;
+    const after = (Date.now() - left) / 1000;
+    t.same(exit, { code: 0, signal: null }, 'a clean exit');
+    t.ok(after >= 1.8 && after < 4, `exited ${after.toFixed(2)} s after the last client left`);
+  });
+
+  t.test('an admin client keeps the daemon alive too', async (t) => {
+    const user = ensureUser('virttest');
+    const xdg = runtimeDirFor(user);
+    const h = startDaemon({ name: 'virtsecretd', mode: 'session', user, env: userEnv(user, xdg), args: ['-t', '1'] });
+    t.teardown(() => h.kill());
+    const adminSock = path.join(xdg, 'libvirt', 'virtsecretd-admin-sock');
+    await h.socketReady(adminSock);
+    // The test runs as root; session sockets serve only their owner, so a
+    // client process runs as the user and holds the admin connection.
+    const { spawn } = await import('node:child_process');
+    const holder = spawn(process.execPath, ['-e', `
+      const { AdminClient } = require(${JSON.stringify(require.resolve('@virtd/client'))});
+      const a = AdminClient.open('virtsecretd:///session', process.env, ${user.uid});
+      a.listServers().then(() => console.log('held'));
+      process.stdin.on('data', () => { a.close(); });
+    `], { uid: user.uid, gid: user.gid, env: userEnv(user, xdg), stdio: ['pipe', 'pipe', 'inherit'] });
+    t.teardown(() => holder.kill());
+    await new Promise((r) => holder.stdout.once('data', r));
+    await sleep(2500);
+    t.equal(h.proc.exitCode, null, 'an admin connection counts as a client');
+    holder.stdin.write('close\n');
+    t.same(await h.exited, { code: 0, signal: null }, 'exits once it is gone');
+  });
+
+  t.test('no timeout without --timeout; daemon-timeout 0 disables it again', async (t) => {
+    const h = startDaemon({ name: 'virtstoraged', mode: 'system', args: ['--timeout', '1'] });
+    t.teardown(() => h.kill());
+    await h.ready('/run/libvirt/virtstoraged-admin-sock');
+    const admin = AdminClient.open(`virtstoraged:///system?socket=${h.path('/run/libvirt/virtstoraged-admin-sock')}`, {}, 0);
+    await admin.setDaemonTimeout(0);
+    admin.close();
+    await sleep(2500);
+    t.equal(h.proc.exitCode, null, 'timeout 0 disabled auto-shutdown');
+    t.same(await h.stop(), { code: 0, signal: null });
+  });
+}
