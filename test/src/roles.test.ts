@@ -46,7 +46,7 @@ if (!isRoot()) {
       const r = await rawCall(unix(ro), p, m);
       if (m.access === 'write') {
         t.equal(r.code, grpc.status.PERMISSION_DENIED, `${p} refused`);
-        t.equal(r.details, `operation forbidden: read only access prevents ${m.service}.${m.method}`);
+        t.equal(r.details, `operation forbidden: read only access prevents ${m.api ?? `${m.service}.${m.method}`}`);
         t.equal(r.metadata['virt-error-code'], '29', 'VIR_ERR_OPERATION_DENIED');
       } else {
         t.not(r.code, grpc.status.PERMISSION_DENIED, `${p} served (${grpc.status[r.code]})`);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { VirtError } from '@virtd/errors';
 import { parseConf, getString } from '@virtd/conf';
-import { parseUri } from './uri.js';
+import { parseUri } from '@virtd/protocol/uri';
 import { socketDir, configDir, type Env } from './paths.js';
 
 export interface AdminTarget {

@@ -1,4 +1,4 @@
-export { parseUri, type ParsedUri } from './uri.js';
+export { parseUri, type ParsedUri } from '@virtd/protocol/uri';
 export { socketDir, configDir, type Env } from './paths.js';
 export { adminTarget, defaultAdminUri, type AdminTarget } from './admin-uri.js';
 export { Connection, unixTarget, connectionError, type Target } from './connection.js';

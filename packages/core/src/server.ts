@@ -330,7 +330,7 @@ export class Server extends EventEmitter<ServerEvents> {
       const handler = program.handlers[name];
       if (!info || !handler) continue;
       const denied = role === 'ro' && info.access !== 'read'
-        ? new VirtError('OPERATION_DENIED', 'RPC', `read only access prevents ${info.service}.${info.method}`)
+        ? new VirtError('OPERATION_DENIED', 'RPC', `read only access prevents ${info.api ?? `${info.service}.${info.method}`}`)
         : undefined;
       impl[name] = def.responseStream || def.requestStream
         ? this.streamHandler(info, handler as (ctx: CallContext) => unknown, denied)

@@ -3,12 +3,10 @@
 // they carry, whether they listen on IP, run per user, re-exec on SIGUSR1.
 // The binaries, the unit files, the default config files and the docs are
 // all generated from or checked against this one table.
-import type { DaemonDescriptor, DaemonModule } from '@virtd/core';
+import type { DaemonDescriptor, DaemonModule, DaemonRuntime } from '@virtd/core';
+import type { DriverName } from '@virtd/drivers';
 
-/** Driver names as the URI schemes they serve. */
-export type DriverName =
-  | 'qemu' | 'xen' | 'lxc' | 'bhyve' | 'vbox'
-  | 'network' | 'interface' | 'nodedev' | 'nwfilter' | 'secret' | 'storage';
+export type { DriverName };
 
 /** libvirtd's load order (facts §0), restricted to the drivers we ship. */
 export const ALL_DRIVERS: readonly DriverName[] = [
@@ -19,6 +17,13 @@ export const ALL_DRIVERS: readonly DriverName[] = [
 export const SESSION_DRIVERS: readonly DriverName[] = ['qemu', 'vbox', 'secret', 'storage'];
 
 const noPrograms = (): DaemonModule => ({ programs: [] });
+
+/** The drivers are loaded only when the daemon starts serving. */
+const withDrivers = (names: readonly DriverName[]) => (rt: DaemonRuntime): DaemonModule => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { driverModule } = require('@virtd/drivers') as typeof import('@virtd/drivers');
+  return driverModule(rt, names);
+};
 
 interface ModularSpec { driver: DriverName; title: string }
 
@@ -57,7 +62,7 @@ export const libvirtd: VirtdDescriptor = {
   sessionSupported: true,
   execRestart: false,
   drivers: ALL_DRIVERS,
-  load: noPrograms,
+  load: withDrivers(ALL_DRIVERS),
 };
 
 export const virtproxyd: VirtdDescriptor = {
@@ -85,7 +90,7 @@ export const modular: readonly VirtdDescriptor[] = MODULAR.map(({ driver, title 
   sessionSupported: SESSION_DRIVERS.includes(driver),
   execRestart: false,
   drivers: [driver],
-  load: noPrograms,
+  load: withDrivers([driver]),
 }));
 
 export const virtlogd: VirtdDescriptor = {

@@ -95,8 +95,9 @@ function optionOf(method, name) {
 function methodInfoLine(service, m) {
   const access = optionOf(m, 'access') === 'READ' ? 'read' : 'write';
   const priority = optionOf(m, 'priority') === true;
+  const api = optionOf(m, 'api');
   return `  '/${service}/${m.name}': { service: '${service}', method: '${m.name}', access: '${access}', priority: ${priority}, `
-    + `responseStream: ${!!m.responseStream}, requestStream: ${!!m.requestStream} },`;
+    + `responseStream: ${!!m.responseStream}, requestStream: ${!!m.requestStream}${api ? `, api: '${api}'` : ''} },`;
 }
 
 function serviceTs(mod, root, pkg) {
@@ -137,7 +138,6 @@ function serviceTs(mod, root, pkg) {
       lines.push(`    requestDeserialize: (b: Buffer): ${typeRef(req)} => ${reqCodec}.decode(b),`);
       lines.push(`    responseSerialize: (v: ${ifaceRef(res)}): Buffer => Buffer.from(${resCodec}.encode(v).finish()),`);
       lines.push(`    responseDeserialize: (b: Buffer): ${typeRef(res)} => ${resCodec}.decode(b),`);
-      lines.push(`    originalName: '${m.name[0].toLowerCase()}${m.name.slice(1)}',`);
       lines.push(`  },`);
     }
     lines.push(`} satisfies grpc.ServiceDefinition;`);

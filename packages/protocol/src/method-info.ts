@@ -9,4 +9,6 @@ export interface MethodInfo {
   readonly priority: boolean;
   readonly requestStream: boolean;
   readonly responseStream: boolean;
+  /** The libvirt API it stands for, when there is one (virSecretDefineXML). */
+  readonly api?: string;
 }

@@ -208,12 +208,14 @@ export function startDaemon(o: DaemonOptions): DaemonHandle {
     return new DaemonHandle(proc, 'session', configFile);
   }
   // /etc/libvirt is replaced by an empty directory so the machine's own
-  // config files (real libvirt's, say) cannot leak into the test.
+  // config files (real libvirt's, say) cannot leak into the test, and what
+  // the daemon writes there (secrets) stays in the test's directory.
   const etc = tempDir('virtd-etc-');
+  fs.mkdirSync('/etc/libvirt', { recursive: true });
   const script = [
     'set -e',
     'mount -t tmpfs -o mode=755 tmpfs /run',
-    `if [ -d /etc/libvirt ]; then mount --bind ${etc} /etc/libvirt; fi`,
+    `mount --bind ${etc} /etc/libvirt`,
     ...(o.exposeRunDir ? [`mkdir -p /run/libvirt && mount --bind ${o.exposeRunDir} /run/libvirt`] : []),
     o.nsSetup ?? ':',
     'set +e',

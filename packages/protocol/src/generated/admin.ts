@@ -17,7 +17,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.GetLibVersionRequest => codecs.virtd.admin.v1.GetLibVersionRequest.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IGetLibVersionReply): Buffer => Buffer.from(codecs.virtd.admin.v1.GetLibVersionReply.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.GetLibVersionReply => codecs.virtd.admin.v1.GetLibVersionReply.decode(b),
-    originalName: 'getLibVersion',
   },
   ListServers: {
     path: '/virtd.admin.v1.Admin/ListServers',
@@ -27,7 +26,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.ListServersRequest => codecs.virtd.admin.v1.ListServersRequest.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IListServersReply): Buffer => Buffer.from(codecs.virtd.admin.v1.ListServersReply.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.ListServersReply => codecs.virtd.admin.v1.ListServersReply.decode(b),
-    originalName: 'listServers',
   },
   LookupServer: {
     path: '/virtd.admin.v1.Admin/LookupServer',
@@ -37,7 +35,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.LookupServerRequest => codecs.virtd.admin.v1.LookupServerRequest.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IServer): Buffer => Buffer.from(codecs.virtd.admin.v1.Server.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Server => codecs.virtd.admin.v1.Server.decode(b),
-    originalName: 'lookupServer',
   },
   GetThreadpoolParameters: {
     path: '/virtd.admin.v1.Admin/GetThreadpoolParameters',
@@ -47,7 +44,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.ServerRef => codecs.virtd.admin.v1.ServerRef.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IThreadpoolParameters): Buffer => Buffer.from(codecs.virtd.admin.v1.ThreadpoolParameters.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.ThreadpoolParameters => codecs.virtd.admin.v1.ThreadpoolParameters.decode(b),
-    originalName: 'getThreadpoolParameters',
   },
   SetThreadpoolParameters: {
     path: '/virtd.admin.v1.Admin/SetThreadpoolParameters',
@@ -57,7 +53,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.SetThreadpoolParametersRequest => codecs.virtd.admin.v1.SetThreadpoolParametersRequest.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IEmpty): Buffer => Buffer.from(codecs.virtd.admin.v1.Empty.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
-    originalName: 'setThreadpoolParameters',
   },
   ListClients: {
     path: '/virtd.admin.v1.Admin/ListClients',
@@ -67,7 +62,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.ServerRef => codecs.virtd.admin.v1.ServerRef.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IListClientsReply): Buffer => Buffer.from(codecs.virtd.admin.v1.ListClientsReply.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.ListClientsReply => codecs.virtd.admin.v1.ListClientsReply.decode(b),
-    originalName: 'listClients',
   },
   LookupClient: {
     path: '/virtd.admin.v1.Admin/LookupClient',
@@ -77,7 +71,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.ClientRef => codecs.virtd.admin.v1.ClientRef.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IClient): Buffer => Buffer.from(codecs.virtd.admin.v1.Client.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Client => codecs.virtd.admin.v1.Client.decode(b),
-    originalName: 'lookupClient',
   },
   GetClientInfo: {
     path: '/virtd.admin.v1.Admin/GetClientInfo',
@@ -87,7 +80,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.ClientRef => codecs.virtd.admin.v1.ClientRef.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IClientInfo): Buffer => Buffer.from(codecs.virtd.admin.v1.ClientInfo.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.ClientInfo => codecs.virtd.admin.v1.ClientInfo.decode(b),
-    originalName: 'getClientInfo',
   },
   CloseClient: {
     path: '/virtd.admin.v1.Admin/CloseClient',
@@ -97,7 +89,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.ClientRef => codecs.virtd.admin.v1.ClientRef.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IEmpty): Buffer => Buffer.from(codecs.virtd.admin.v1.Empty.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
-    originalName: 'closeClient',
   },
   GetClientLimits: {
     path: '/virtd.admin.v1.Admin/GetClientLimits',
@@ -107,7 +98,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.ServerRef => codecs.virtd.admin.v1.ServerRef.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IClientLimits): Buffer => Buffer.from(codecs.virtd.admin.v1.ClientLimits.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.ClientLimits => codecs.virtd.admin.v1.ClientLimits.decode(b),
-    originalName: 'getClientLimits',
   },
   SetClientLimits: {
     path: '/virtd.admin.v1.Admin/SetClientLimits',
@@ -117,7 +107,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.SetClientLimitsRequest => codecs.virtd.admin.v1.SetClientLimitsRequest.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IEmpty): Buffer => Buffer.from(codecs.virtd.admin.v1.Empty.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
-    originalName: 'setClientLimits',
   },
   GetLoggingLevel: {
     path: '/virtd.admin.v1.Admin/GetLoggingLevel',
@@ -127,7 +116,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.ILoggingLevel): Buffer => Buffer.from(codecs.virtd.admin.v1.LoggingLevel.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.LoggingLevel => codecs.virtd.admin.v1.LoggingLevel.decode(b),
-    originalName: 'getLoggingLevel',
   },
   SetLoggingLevel: {
     path: '/virtd.admin.v1.Admin/SetLoggingLevel',
@@ -137,7 +125,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.LoggingLevel => codecs.virtd.admin.v1.LoggingLevel.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IEmpty): Buffer => Buffer.from(codecs.virtd.admin.v1.Empty.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
-    originalName: 'setLoggingLevel',
   },
   GetLoggingFilters: {
     path: '/virtd.admin.v1.Admin/GetLoggingFilters',
@@ -147,7 +134,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.ILoggingFilters): Buffer => Buffer.from(codecs.virtd.admin.v1.LoggingFilters.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.LoggingFilters => codecs.virtd.admin.v1.LoggingFilters.decode(b),
-    originalName: 'getLoggingFilters',
   },
   SetLoggingFilters: {
     path: '/virtd.admin.v1.Admin/SetLoggingFilters',
@@ -157,7 +143,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.LoggingFilters => codecs.virtd.admin.v1.LoggingFilters.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IEmpty): Buffer => Buffer.from(codecs.virtd.admin.v1.Empty.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
-    originalName: 'setLoggingFilters',
   },
   GetLoggingOutputs: {
     path: '/virtd.admin.v1.Admin/GetLoggingOutputs',
@@ -167,7 +152,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.ILoggingOutputs): Buffer => Buffer.from(codecs.virtd.admin.v1.LoggingOutputs.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.LoggingOutputs => codecs.virtd.admin.v1.LoggingOutputs.decode(b),
-    originalName: 'getLoggingOutputs',
   },
   SetLoggingOutputs: {
     path: '/virtd.admin.v1.Admin/SetLoggingOutputs',
@@ -177,7 +161,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.LoggingOutputs => codecs.virtd.admin.v1.LoggingOutputs.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IEmpty): Buffer => Buffer.from(codecs.virtd.admin.v1.Empty.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
-    originalName: 'setLoggingOutputs',
   },
   UpdateTlsFiles: {
     path: '/virtd.admin.v1.Admin/UpdateTlsFiles',
@@ -187,7 +170,6 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.ServerRef => codecs.virtd.admin.v1.ServerRef.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IEmpty): Buffer => Buffer.from(codecs.virtd.admin.v1.Empty.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
-    originalName: 'updateTlsFiles',
   },
   SetDaemonTimeout: {
     path: '/virtd.admin.v1.Admin/SetDaemonTimeout',
@@ -197,31 +179,30 @@ export const AdminService = {
     requestDeserialize: (b: Buffer): M.virtd.admin.v1.SetDaemonTimeoutRequest => codecs.virtd.admin.v1.SetDaemonTimeoutRequest.decode(b),
     responseSerialize: (v: M.virtd.admin.v1.IEmpty): Buffer => Buffer.from(codecs.virtd.admin.v1.Empty.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.virtd.admin.v1.Empty => codecs.virtd.admin.v1.Empty.decode(b),
-    originalName: 'setDaemonTimeout',
   },
 } satisfies grpc.ServiceDefinition;
 
 /** Access and priority of each virtd.admin.v1.Admin method, from its options. */
 export const AdminMethods: Readonly<Record<string, MethodInfo>> = {
-  '/virtd.admin.v1.Admin/GetLibVersion': { service: 'virtd.admin.v1.Admin', method: 'GetLibVersion', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/ListServers': { service: 'virtd.admin.v1.Admin', method: 'ListServers', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/LookupServer': { service: 'virtd.admin.v1.Admin', method: 'LookupServer', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/GetThreadpoolParameters': { service: 'virtd.admin.v1.Admin', method: 'GetThreadpoolParameters', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/SetThreadpoolParameters': { service: 'virtd.admin.v1.Admin', method: 'SetThreadpoolParameters', access: 'write', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/ListClients': { service: 'virtd.admin.v1.Admin', method: 'ListClients', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/LookupClient': { service: 'virtd.admin.v1.Admin', method: 'LookupClient', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/GetClientInfo': { service: 'virtd.admin.v1.Admin', method: 'GetClientInfo', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/CloseClient': { service: 'virtd.admin.v1.Admin', method: 'CloseClient', access: 'write', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/GetClientLimits': { service: 'virtd.admin.v1.Admin', method: 'GetClientLimits', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/SetClientLimits': { service: 'virtd.admin.v1.Admin', method: 'SetClientLimits', access: 'write', priority: true, responseStream: false, requestStream: false },
+  '/virtd.admin.v1.Admin/GetLibVersion': { service: 'virtd.admin.v1.Admin', method: 'GetLibVersion', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmConnectGetLibVersion' },
+  '/virtd.admin.v1.Admin/ListServers': { service: 'virtd.admin.v1.Admin', method: 'ListServers', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmConnectListServers' },
+  '/virtd.admin.v1.Admin/LookupServer': { service: 'virtd.admin.v1.Admin', method: 'LookupServer', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmConnectLookupServer' },
+  '/virtd.admin.v1.Admin/GetThreadpoolParameters': { service: 'virtd.admin.v1.Admin', method: 'GetThreadpoolParameters', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmServerGetThreadPoolParameters' },
+  '/virtd.admin.v1.Admin/SetThreadpoolParameters': { service: 'virtd.admin.v1.Admin', method: 'SetThreadpoolParameters', access: 'write', priority: true, responseStream: false, requestStream: false, api: 'virAdmServerSetThreadPoolParameters' },
+  '/virtd.admin.v1.Admin/ListClients': { service: 'virtd.admin.v1.Admin', method: 'ListClients', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmServerListClients' },
+  '/virtd.admin.v1.Admin/LookupClient': { service: 'virtd.admin.v1.Admin', method: 'LookupClient', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmServerLookupClient' },
+  '/virtd.admin.v1.Admin/GetClientInfo': { service: 'virtd.admin.v1.Admin', method: 'GetClientInfo', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmClientGetInfo' },
+  '/virtd.admin.v1.Admin/CloseClient': { service: 'virtd.admin.v1.Admin', method: 'CloseClient', access: 'write', priority: true, responseStream: false, requestStream: false, api: 'virAdmClientClose' },
+  '/virtd.admin.v1.Admin/GetClientLimits': { service: 'virtd.admin.v1.Admin', method: 'GetClientLimits', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmServerGetClientLimits' },
+  '/virtd.admin.v1.Admin/SetClientLimits': { service: 'virtd.admin.v1.Admin', method: 'SetClientLimits', access: 'write', priority: true, responseStream: false, requestStream: false, api: 'virAdmServerSetClientLimits' },
   '/virtd.admin.v1.Admin/GetLoggingLevel': { service: 'virtd.admin.v1.Admin', method: 'GetLoggingLevel', access: 'read', priority: true, responseStream: false, requestStream: false },
   '/virtd.admin.v1.Admin/SetLoggingLevel': { service: 'virtd.admin.v1.Admin', method: 'SetLoggingLevel', access: 'write', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/GetLoggingFilters': { service: 'virtd.admin.v1.Admin', method: 'GetLoggingFilters', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/SetLoggingFilters': { service: 'virtd.admin.v1.Admin', method: 'SetLoggingFilters', access: 'write', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/GetLoggingOutputs': { service: 'virtd.admin.v1.Admin', method: 'GetLoggingOutputs', access: 'read', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/SetLoggingOutputs': { service: 'virtd.admin.v1.Admin', method: 'SetLoggingOutputs', access: 'write', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/UpdateTlsFiles': { service: 'virtd.admin.v1.Admin', method: 'UpdateTlsFiles', access: 'write', priority: true, responseStream: false, requestStream: false },
-  '/virtd.admin.v1.Admin/SetDaemonTimeout': { service: 'virtd.admin.v1.Admin', method: 'SetDaemonTimeout', access: 'write', priority: true, responseStream: false, requestStream: false },
+  '/virtd.admin.v1.Admin/GetLoggingFilters': { service: 'virtd.admin.v1.Admin', method: 'GetLoggingFilters', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmConnectGetLoggingFilters' },
+  '/virtd.admin.v1.Admin/SetLoggingFilters': { service: 'virtd.admin.v1.Admin', method: 'SetLoggingFilters', access: 'write', priority: true, responseStream: false, requestStream: false, api: 'virAdmConnectSetLoggingFilters' },
+  '/virtd.admin.v1.Admin/GetLoggingOutputs': { service: 'virtd.admin.v1.Admin', method: 'GetLoggingOutputs', access: 'read', priority: true, responseStream: false, requestStream: false, api: 'virAdmConnectGetLoggingOutputs' },
+  '/virtd.admin.v1.Admin/SetLoggingOutputs': { service: 'virtd.admin.v1.Admin', method: 'SetLoggingOutputs', access: 'write', priority: true, responseStream: false, requestStream: false, api: 'virAdmConnectSetLoggingOutputs' },
+  '/virtd.admin.v1.Admin/UpdateTlsFiles': { service: 'virtd.admin.v1.Admin', method: 'UpdateTlsFiles', access: 'write', priority: true, responseStream: false, requestStream: false, api: 'virAdmServerUpdateTlsFiles' },
+  '/virtd.admin.v1.Admin/SetDaemonTimeout': { service: 'virtd.admin.v1.Admin', method: 'SetDaemonTimeout', access: 'write', priority: true, responseStream: false, requestStream: false, api: 'virAdmConnectSetDaemonTimeout' },
 };
 
 export type { M as AdminMessages };

@@ -17,7 +17,6 @@ export const HealthService = {
     requestDeserialize: (b: Buffer): M.grpc.health.v1.HealthCheckRequest => codecs.grpc.health.v1.HealthCheckRequest.decode(b),
     responseSerialize: (v: M.grpc.health.v1.IHealthCheckResponse): Buffer => Buffer.from(codecs.grpc.health.v1.HealthCheckResponse.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.grpc.health.v1.HealthCheckResponse => codecs.grpc.health.v1.HealthCheckResponse.decode(b),
-    originalName: 'check',
   },
   Watch: {
     path: '/grpc.health.v1.Health/Watch',
@@ -27,7 +26,6 @@ export const HealthService = {
     requestDeserialize: (b: Buffer): M.grpc.health.v1.HealthCheckRequest => codecs.grpc.health.v1.HealthCheckRequest.decode(b),
     responseSerialize: (v: M.grpc.health.v1.IHealthCheckResponse): Buffer => Buffer.from(codecs.grpc.health.v1.HealthCheckResponse.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.grpc.health.v1.HealthCheckResponse => codecs.grpc.health.v1.HealthCheckResponse.decode(b),
-    originalName: 'watch',
   },
 } satisfies grpc.ServiceDefinition;
 

@@ -17,7 +17,6 @@ export const ServerReflectionService = {
     requestDeserialize: (b: Buffer): M.grpc.reflection.v1.ServerReflectionRequest => codecs.grpc.reflection.v1.ServerReflectionRequest.decode(b),
     responseSerialize: (v: M.grpc.reflection.v1.IServerReflectionResponse): Buffer => Buffer.from(codecs.grpc.reflection.v1.ServerReflectionResponse.encode(v).finish()),
     responseDeserialize: (b: Buffer): M.grpc.reflection.v1.ServerReflectionResponse => codecs.grpc.reflection.v1.ServerReflectionResponse.decode(b),
-    originalName: 'serverReflectionInfo',
   },
 } satisfies grpc.ServiceDefinition;
 

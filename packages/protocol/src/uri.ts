@@ -29,6 +29,7 @@ export function parseUri(text: string): ParsedUri {
   const proto = url.protocol.replace(/:$/, '');
   const [scheme, transport] = proto.split('+', 2) as [string, string | undefined];
   if (!scheme) throw new VirtError('INVALID_ARG', 'URI', `Unable to parse URI ${text}`);
+  if (!url.pathname && !url.host) throw new VirtError('INVALID_ARG', 'URI', `Unable to parse URI ${text}`);
   const params = new Map<string, string>();
   url.searchParams.forEach((v, k) => params.set(k, v));
   return {
@@ -41,4 +42,9 @@ export function parseUri(text: string): ParsedUri {
     path: url.pathname || '/',
     params,
   };
+}
+
+/** scheme[+transport]://[host]/path, without query: what GetURI reports. */
+export function canonicalUri(u: ParsedUri): string {
+  return `${u.scheme}://${u.host}${u.path}`;
 }

@@ -1,0 +1,621 @@
+// The manual pages under docs/: one renderer for the fifteen daemons (the
+// sections that differ switch on the descriptor), one for vadmin, and an
+// index. Options, paths, socket names, exit codes and vadmin's verbs are
+// read from the code that the binaries run (usage(), daemonPaths(),
+// socketPaths(), EXIT, the vadmin shell), so a change there shows up as a
+// stale page under `generate.js --check` instead of a wrong manual. The
+// prose is ours; what an option or verb means is written once, below, and
+// the renderer refuses to run when the code grows an option or verb that
+// has no text yet.
+import {
+  daemonPaths, socketPaths, defaultTlsFiles, usage, EXIT, statusText, MAX_TIMEOUT_SECONDS, SHUTDOWN_WATCHDOG_MS,
+  PRODUCT, VERSION, versionNumber, type HostContext, type DaemonPaths, type SocketPaths,
+} from '@virtd/core';
+import { remoteDaemonConfig, envVarName } from '@virtd/conf';
+import { adminTarget, type AdminClient } from '@virtd/client';
+import { runShell, parseOpts, type CommandDef, type GlobalOptions, type Output } from '@virtd/cli';
+// Not re-exported by @virtd/cli's index: the verb table and the per-verb help.
+import { commands, type AdminContext } from '@virtd/cli/dist/src/vadmin/commands.js';
+import { commandHelp } from '@virtd/cli/dist/src/shell/shell.js';
+import { DAEMONS, modular, type VirtdDescriptor } from '@virtd/daemons';
+
+const SYSTEM: HostContext = { euid: 0, env: {} };
+/** Session paths are shown with the variables they are built from. */
+const SESSION: HostContext = {
+  euid: 1000,
+  env: { HOME: '$HOME', XDG_CONFIG_HOME: '$XDG_CONFIG_HOME', XDG_RUNTIME_DIR: '$XDG_RUNTIME_DIR', XDG_CACHE_HOME: '$XDG_CACHE_HOME' },
+};
+/** Not exported by core: pidfile.ts opens with 0644, rundir.ts creates 0755 / 0700. */
+const PID_FILE_MODE = 0o644;
+const RUN_DIR_MODE = { system: 0o755, session: 0o700 } as const;
+/** virtlogd/virtlockd bind with a fixed mode (settings.ts), whatever the config says. */
+const HELPER_SOCKET_MODE = 0o700;
+
+const octal = (m: number): string => `0${m.toString(8).padStart(3, '0')}`;
+const c = (s: string | number): string => `\`${s}\``;
+const link = (page: string): string => `[${page}](${page}.md)`;
+const section = (title: string, ...blocks: string[]): string => [`## ${title}`, ...blocks].join('\n\n');
+const table = (head: readonly string[], rows: readonly (readonly string[])[]): string =>
+  [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+const list = (items: readonly string[]): string => items.map((i) => `- ${i}`).join('\n');
+const page = (title: string, sections: readonly string[]): string => `${[`# ${title}`, ...sections].join('\n\n')}\n`;
+const words = (xs: readonly string[], conj = 'and'): string =>
+  xs.length <= 1 ? xs.join('') : `${xs.slice(0, -1).join(', ')} ${conj} ${xs[xs.length - 1]}`;
+
+// ---- daemons ----------------------------------------------------------------
+
+interface HelpOption { readonly form: string; readonly short: string; readonly long: string; readonly arg?: string }
+
+/** The option lines of the daemon's own --help text, in its order. */
+function helpOptions(d: VirtdDescriptor): HelpOption[] {
+  const text = usage(d, { paths: daemonPaths(d, SYSTEM), sockets: {}, tls: defaultTlsFiles(SYSTEM) });
+  const out: HelpOption[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^ {2}(-(\w) \| --([\w-]+)(?: <([\w-]+)>)?) /.exec(line);
+    if (m) out.push({ form: m[1]!, short: m[2]!, long: m[3]!, ...(m[4] ? { arg: m[4] } : {}) });
+  }
+  return out;
+}
+
+const remoteDefaults = (d: VirtdDescriptor, privileged: boolean): ReturnType<typeof remoteDaemonConfig>['config'] =>
+  remoteDaemonConfig(undefined, { daemon: d.name, withIP: d.withIP, privileged }).config;
+
+/** What holds auto-shutdown off (auto-shutdown.ts): running guests of these drivers, virtlogd's open session logs. */
+const GUEST_DRIVERS: readonly string[] = ['qemu', 'xen', 'lxc'];
+function inhibitors(d: VirtdDescriptor): string {
+  if (d.family === 'logd') return 'A session instance stays while a guest log file is open, and looks again one period later. ';
+  if (d.drivers.some((x) => GUEST_DRIVERS.includes(x))) return 'While a guest is running the daemon stays, and looks again one period later. ';
+  return '';
+}
+
+/** What each option does; `arg` is the argument's name as --help spells it. */
+const OPTION_TEXT: Record<string, (d: VirtdDescriptor, arg: string) => string> = {
+  help: () => 'Print a summary of the options, with the default paths of the current mode (system or session), '
+    + 'to standard error, and exit with status 0.',
+  verbose: () => 'Log informational messages too: lowers the default log priority to 2 (info) when `LIBVIRT_DEBUG` '
+    + 'or `log_level` left it higher. A lower level set there is kept.',
+  daemon: (d) => {
+    const sys = daemonPaths(d, SYSTEM);
+    const ses = daemonPaths(d, SESSION);
+    return 'Run in the background. The command starts a copy of itself in a new session, with its working '
+      + 'directory at `/` and standard input, output and error on `/dev/null`, waits until that copy has opened '
+      + 'its sockets, written its pid file and initialised its drivers, and then exits with status 0. When the '
+      + `copy fails to start, the command prints \`${d.name}: error: <reason>. Check /var/log/messages or run `
+      + 'without --daemon for more info.` and exits with the copy\'s status (see EXIT STATUS). Relative '
+      + '`--config` and `--pid-file` paths are resolved before the daemon leaves the current directory. '
+      + 'Unless a log output is configured, a daemon started this way logs to the journal when it is reachable, '
+      + `otherwise to ${c(sys.logFile)} (system) or ${c(ses.logFile)} (session).`;
+  },
+  listen: (d) => {
+    const ip = remoteDefaults(d, true).ip!;
+    return `Also open the TCP and TLS listeners that \`listen_tcp\` and \`listen_tls\` enable in ${d.name}.conf `
+      + `(defaults: \`listen_tcp = ${ip.listenTcp ? 1 : 0}\`, \`listen_tls = ${ip.listenTls ? 1 : 0}\`, so `
+      + `\`--listen\` alone opens the TLS port ${ip.tlsPort}, which needs the certificates listed under FILES). `
+      + `Without it ${d.name} serves its UNIX sockets only. Not allowed under socket activation: the daemon `
+      + `exits with status ${EXIT.NETWORK}; enable ${c(`${d.name}-tcp.socket`)} or ${c(`${d.name}-tls.socket`)} instead.`;
+  },
+  timeout: (d, arg) => `Exit after ${c(`<${arg}>`)} seconds during which no client is connected to any of the daemon's `
+    + 'sockets, administration clients included, counting from when the daemon is ready; the count starts again '
+    + 'whenever the last client leaves. '
+    + inhibitors(d)
+    + `${c(`<${arg}>`)} is a whole number from 0 to ${MAX_TIMEOUT_SECONDS} (the largest number of milliseconds a C int `
+    + 'holds, in seconds); 0, the default, disables auto-shutdown. Any other value is rejected with '
+    + `"Invalid value for timeout" and exit status ${EXIT.FAILURE}. \`vadmin daemon-timeout\` changes it at run time.`,
+  config: (_d, arg) => `Read ${c(`<${arg}>`)} instead of the default configuration file (see FILES). A file named here `
+    + 'must exist; a missing default file just means built-in defaults. A file that cannot be read or parsed, '
+    + `or a setting of the wrong type, stops start-up with status ${EXIT.FAILURE}. Unknown settings are ignored.`,
+  version: (d) => `Print \`${d.name} (${PRODUCT}) <version>\` to standard output and exit with status 0.`,
+  'pid-file': (_d, arg) => `Write the process id to ${c(`<${arg}>`)} instead of the default pid file (see FILES); an empty `
+    + 'argument (`--pid-file=`) means no pid file at all. The file stays locked while the daemon runs, so a '
+    + `second instance using it fails with status ${EXIT.PIDFILE}; it is removed when the daemon exits.`,
+};
+
+function optionsSection(d: VirtdDescriptor): string {
+  return section('OPTIONS', ...helpOptions(d).map((o) => {
+    const text = OPTION_TEXT[o.long];
+    if (!text) throw new Error(`${d.name} --help lists --${o.long}, which render-docs.ts does not describe`);
+    return `### ${c(o.form)}\n\n${text(d, o.arg ?? '')}`;
+  }));
+}
+
+function synopsis(d: VirtdDescriptor): string {
+  const opts = helpOptions(d).map((o) => (o.arg ? `[-${o.short} ${o.arg}]` : `[-${o.short}]`));
+  return section('SYNOPSIS', ['```', `${d.name} ${opts.join(' ')}`, '```'].join('\n'));
+}
+
+function description(d: VirtdDescriptor): string {
+  const paras: string[] = [];
+  const modularList = words(modular.map((m) => link(m.name)));
+  if (d.name === 'libvirtd') {
+    paras.push(`${d.name} is the monolithic libvirt daemon: one process carries every driver (${words(d.drivers.map(c))}, `
+      + 'in that load order) and serves them to clients such as virsh over its UNIX sockets and, when started with '
+      + '`--listen`, over TCP and TLS.',
+    `The modular daemons split the same work between one process per driver (${modularList}) and `
+      + `${link('virtproxyd')}, which binds libvirtd's socket paths and hands each connection to the daemon of the `
+      + 'driver its URI names. A host runs either libvirtd or the modular daemons; the two cannot run side by side, '
+      + 'as they use the same socket paths.');
+  } else if (d.name === 'virtproxyd') {
+    const ip = remoteDefaults(d, true).ip!;
+    paras.push(`${d.name} loads no driver. It binds the socket paths of the monolithic ${link('libvirtd')} `
+      + `(prefix ${c(d.sockPrefix)}), so that clients written for libvirtd keep working on a host that runs the `
+      + `modular daemons (${modularList}), and passes each connection on to the daemon of the driver the client's `
+      + 'URI names. Run it instead of libvirtd, never beside it.',
+    `It is also the modular setup's daemon for remote clients. Unlike libvirtd it has no \`--listen\` option: it `
+      + `always opens the listeners that \`listen_tcp\` and \`listen_tls\` enable in ${d.name}.conf (defaults `
+      + `${ip.listenTcp ? 1 : 0} and ${ip.listenTls ? 1 : 0} respectively), except under socket activation, where its `
+      + '`-tcp` and `-tls` socket units decide.');
+  } else if (d.family === 'remote') {
+    const drv = d.drivers[0]!;
+    paras.push(`${d.name} serves the ${c(drv)} driver alone. It is one of the modular daemons that replace the `
+      + `monolithic ${link('libvirtd')}, which carries this driver together with all the others. Clients reach it on `
+      + `its own sockets (${c(`${d.sockPrefix}-sock`)}), or through ${link('virtproxyd')}, which binds libvirtd's socket `
+      + 'paths and passes connections for this driver on. Run the modular daemons or libvirtd, not both.');
+  } else if (d.family === 'logd') {
+    paras.push(`${d.name} keeps the log files of virtual machines for the hypervisor daemons (${link('virtqemud')}, or `
+      + `${link('libvirtd')}). A hypervisor daemon asks it to open a guest's log file and gets back a pipe; ${d.name} `
+      + 'writes whatever comes through it to the file and rotates the file by size (`max_size`, `max_backups`). '
+      + 'As it is virtlogd, not the hypervisor daemon, that holds the files, the hypervisor daemon can restart '
+      + 'without losing guest output.');
+  } else {
+    paras.push(`${d.name} holds the locks on the disks of virtual machines for the hypervisor daemons, so that no `
+      + 'two guests, on this host or on hosts sharing the storage, use a disk at the same time. The locks belong to '
+      + `the ${d.name} process; a guest's locks are released when the connection opened for it closes, that is when `
+      + 'the guest process exits.');
+  }
+
+  const sys = daemonPaths(d, SYSTEM);
+  const ses = daemonPaths(d, SESSION);
+  if (d.sessionSupported) {
+    paras.push(`Run as root, ${d.name} is the system instance: configuration in ${c(sys.configDir)}, sockets in `
+      + `${c(sys.runDir)}, serving the whole host. Run as any other user it is that user's session instance: `
+      + `configuration in ${c(ses.configDir)}, sockets in ${c(ses.runDir)}, `
+      + `${d.family === 'remote' ? 'no read-only socket, ' : ''}and only that user may connect.`);
+  } else {
+    paras.push(`${d.name} runs as root only (system mode): the ${c(d.drivers[0]!)} driver has no per-user instance, `
+      + `so started by an ordinary user it exits with status ${EXIT.DRIVER}.`);
+  }
+  const mainSockets = d.family !== 'remote' ? 'main socket' : d.withIP ? 'main, read-only, TCP and TLS sockets' : 'main and read-only sockets';
+  paras.push(`Inside, two servers answer calls, as \`vadmin server-list\` shows: ${c(d.name)} behind the ${mainSockets}, `
+    + `and ${c('admin')} behind the administration `
+    + `socket that ${link('vadmin')} talks to.`);
+  return section('DESCRIPTION', ...paras);
+}
+
+function filesTable(d: VirtdDescriptor, host: HostContext): string {
+  const paths: DaemonPaths = daemonPaths(d, host);
+  const sockets: SocketPaths = socketPaths(d, paths);
+  const conf = d.family === 'remote' ? remoteDefaults(d, paths.mode === 'system') : undefined;
+  const sockMode = (m: number | undefined): string => octal(m ?? HELPER_SOCKET_MODE);
+  const rows: string[][] = [[c(paths.configFile), 'configuration file', '']];
+  if (sockets.rw) rows.push([c(sockets.rw), d.family === 'remote' ? 'main socket, full access' : 'main socket', sockMode(conf?.unixSockRwPerms)]);
+  if (sockets.ro) rows.push([c(sockets.ro), 'read-only socket', sockMode(conf?.unixSockRoPerms)]);
+  if (sockets.admin) rows.push([c(sockets.admin), 'administration socket (vadmin)', sockMode(conf?.unixSockAdminPerms)]);
+  if (conf?.ip) {
+    const when = d.listenFlag ? 'with `--listen` and' : 'when';
+    rows.push([`TCP port ${conf.ip.tcpPort}`, `unencrypted listener, ${when} \`listen_tcp = 1\``, ''],
+      [`TCP port ${conf.ip.tlsPort}`, `TLS listener, ${when} \`listen_tls = 1\``, '']);
+    const tls = defaultTlsFiles(host);
+    rows.push([c(tls.key), 'TLS server private key', ''], [c(tls.cert), 'TLS server certificate', ''],
+      [c(tls.ca), 'CA certificate for TLS', ''], [c(tls.crl), 'certificate revocation list, if present', '']);
+  }
+  rows.push([c(paths.pidFile), 'pid file, locked while the daemon runs', octal(PID_FILE_MODE)],
+    [c(paths.runDir), 'run directory, created at start', octal(RUN_DIR_MODE[paths.mode])],
+    [c(paths.logFile), 'log file with `--daemon` when the journal is not reachable', '']);
+  return table(['Path', 'What', 'Mode'], rows);
+}
+
+function filesSection(d: VirtdDescriptor): string {
+  const blocks = ['### System mode (root)', filesTable(d, SYSTEM)];
+  if (d.sessionSupported) blocks.push('### Session mode (other users)', filesTable(d, SESSION));
+  if (d.family === 'remote') {
+    const dir = '<unix_sock_dir>';
+    const moved = socketPaths(d, daemonPaths(d, SESSION), dir);
+    blocks.push('The socket modes shown are the defaults of `unix_sock_rw_perms`, `unix_sock_ro_perms` and '
+      + '`unix_sock_admin_perms`; `unix_sock_group` sets the sockets\' group and `unix_sock_dir` moves them'
+      + (d.sessionSupported ? ` (a session instance then binds only its main socket, ${c(moved.rw!)})` : '')
+      + '. Under socket activation the socket units set paths, modes and owners instead.');
+  } else {
+    blocks.push(`The sockets of ${d.name} always have mode ${octal(HELPER_SOCKET_MODE)}: in system mode only root may `
+      + 'connect, in session mode only the user running it.');
+  }
+  blocks.push(`The shipped configuration file, with every setting and its default, is ${c(`etc/libvirt/${d.name}.conf`)}.`);
+  return section('FILES', ...blocks);
+}
+
+function signalsSection(d: VirtdDescriptor): string {
+  const rows: string[][] = [
+    ['`SIGTERM`, `SIGINT`, `SIGQUIT`', `Graceful stop: stop accepting, close every client, ${d.family === 'remote' ? 'clean up the drivers, ' : ''}remove the `
+      + `pid file and exit with status ${EXIT.OK}. If that takes longer than ${SHUTDOWN_WATCHDOG_MS / 1000} s the daemon `
+      + `gives up and exits with status ${EXIT.FAILURE}.`],
+    ['`SIGHUP`', d.family === 'remote'
+      ? 'Reload the drivers\' state (not the configuration file, which is read only at start). Ignored, with a '
+        + 'warning, until the drivers have finished initialising and while a reload is still running.'
+      : `Logged and ignored, so the guests' ${d.family === 'logd' ? 'log files stay open' : 'locks stay held'} `
+        + '(libvirt\'s own daemon of this name has no handler and dies of it).'],
+    ['`SIGUSR1`', d.execRestart
+      ? 'Logged and ignored for now: reserved for in-place re-exec (virtlogd, virtlockd).'
+      : 'Logged and ignored.'],
+    ['`SIGUSR2`', 'Logged and ignored.'],
+    ['`SIGPIPE`', 'Ignored: a client that goes away only closes its own connection.'],
+  ];
+  return section('SIGNALS', table(['Signal', 'Effect'], rows));
+}
+
+function exitSection(d: VirtdDescriptor): string {
+  const rows: [number, string][] = [
+    [EXIT.OK, '`--help` or `--version`, or a graceful stop (signal, auto-shutdown) that finished in time.'],
+    [EXIT.FAILURE, 'Bad command line; configuration file or `LIBVIRT_*` logging variable that cannot be used; pid '
+      + `file locked by another instance; or a graceful stop that did not finish within ${SHUTDOWN_WATCHDOG_MS / 1000} s.`],
+    [EXIT.RUNDIR, 'The run directory cannot be created or, in session mode, is not a private directory of the user.'],
+    [EXIT.INIT, `The ${d.family === 'remote' ? 'drivers or programs' : 'programs'} could not be loaded, or the servers could not be set up.`],
+    [EXIT.NETWORK, `A socket cannot be bound or claimed: ${words([
+      'address in use',
+      ...(d.withIP ? ['bad TLS files'] : []),
+      ...(d.family === 'remote' ? ['an authentication scheme this build cannot serve on an open socket'] : []),
+      'malformed socket activation',
+      'an activated socket nobody claims',
+      ...(d.listenFlag ? ['`--listen` under socket activation'] : []),
+    ], 'or')}.`],
+  ];
+  if (d.execRestart) rows.push([EXIT.REEXEC, 'Reserved for a failed in-place re-exec on `SIGUSR1`, not implemented yet.']);
+  if (d.family === 'remote' && (d.drivers.length > 0 || !d.sessionSupported)) {
+    const causes = [
+      ...(d.drivers.length ? ['a driver failed to initialise'] : []),
+      ...(d.sessionSupported ? [] : ['the daemon was started in session mode, which it does not support']),
+    ];
+    rows.push([EXIT.DRIVER, `${words(causes, 'or').replace(/^a/, 'A')}.`]);
+  }
+  return section('EXIT STATUS',
+    'The status tells which start-up step failed; one log line names the step and the cause. With `--daemon` the '
+    + 'waiting command prints the text of the third column and exits with the same status.',
+    table(['Status', 'Meaning', 'Reported by `--daemon` as'],
+      rows.map(([code, text]) => [String(code), text, code === EXIT.OK ? '' : `"${statusText(code)}"`])));
+}
+
+function environmentSection(d: VirtdDescriptor): string {
+  const v = envVarName(d.name);
+  return section('ENVIRONMENT', list([
+    '`LIBVIRT_DEBUG`: default log priority, 1 (debug) to 4 (error) or the words `debug`, `info`, `warning`, '
+      + '`error`. Overrides `log_level`; `--verbose` still lowers it to 2. Any other value stops start-up.',
+    '`LIBVIRT_LOG_FILTERS`, `LIBVIRT_LOG_OUTPUTS`: replace `log_filters` and `log_outputs` of the configuration '
+      + 'file, with the same syntax.',
+    '`HOME`, `XDG_CONFIG_HOME`, `XDG_RUNTIME_DIR`, `XDG_CACHE_HOME`: where a session instance keeps its files. '
+      + 'Unset, `XDG_CONFIG_HOME` is `$HOME/.config`, `XDG_CACHE_HOME` is `$HOME/.cache`, and `XDG_RUNTIME_DIR` '
+      + 'falls back to the cache directory. A session instance fails to start (status 1) when one of them is unset and so is `HOME`. Ignored in system mode.',
+    '`NOTIFY_SOCKET`: set by systemd for `Type=notify` services. The daemon sends `READY=1` once every socket is '
+      + 'bound or claimed and the drivers are initialised, `STATUS=` lines while it runs, `RELOADING=1` on '
+      + '`SIGHUP` and `STOPPING=1` when it stops.',
+    '`LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`: socket activation (see SYSTEMD). Honoured only when '
+      + '`LISTEN_PID` is this process; then `LISTEN_FDNAMES` must name every socket passed. The three are removed '
+      + 'from the environment once read, so child processes never see them.',
+    `${c(v)}: not read by the daemon itself; the ${c(`${d.name}.service`)} unit passes it on the command line, `
+      + `as in ${c(`ExecStart=${d.name} $${v}`)}. Set it in the unit's environment file (${c(`/etc/sysconfig/${d.name}`)}, `
+      + `or ${c(`/etc/default/${d.name}`)} on Debian), for example ${c(`${v}="--timeout 120"`)}.`,
+  ]));
+}
+
+function systemdSection(d: VirtdDescriptor): string {
+  const sys = socketPaths(d, daemonPaths(d, SYSTEM));
+  const ip = d.family === 'remote' ? remoteDefaults(d, true).ip : undefined;
+  const units: [string, string, string][] = [[`${d.name}.socket`, c(sys.rw!), 'main socket']];
+  if (sys.ro) units.push([`${d.name}-ro.socket`, c(sys.ro), 'read-only socket (system mode only)']);
+  units.push([`${d.name}-admin.socket`, c(sys.admin!), 'administration socket']);
+  if (ip) {
+    units.push([`${d.name}-tcp.socket`, `port ${ip.tcpPort}`, 'unencrypted TCP, `auth_tcp`'],
+      [`${d.name}-tls.socket`, `port ${ip.tlsPort}`, 'TLS, `auth_tls` and the TLS files']);
+  }
+  const blocks = [
+    `When systemd starts ${d.name} through its socket units, the daemon binds no socket itself. It claims each `
+      + 'socket systemd passes by the name of the unit that created it, as `LISTEN_FDNAMES` tells (the unit name, '
+      + 'since the units set no `FileDescriptorName=`):',
+    table(['Socket unit', 'Listens on', 'Serves'], units.map(([u, where, what]) => [c(u), where, what])),
+    'A unit that is not passed means that socket is not served: disabling a socket unit switches that socket off. '
+      + `A passed socket that none of these names claims stops start-up with status ${EXIT.NETWORK}. The daemon never `
+      + 'falls back to binding a socket of its own under activation, and leaves activated socket files in place '
+      + 'when it exits. The units decide paths, modes and owners; '
+      + (d.family === 'remote'
+        ? `the \`unix_sock_*\`${ip ? ', `listen_*`, `*_port` and `listen_addr`' : ''} settings are then ignored.`
+        : 'the daemon does not check them.'),
+  ];
+  if (d.listenFlag) blocks.push(`\`--listen\` cannot be combined with activation (status ${EXIT.NETWORK}): enable the \`-tcp\` or \`-tls\` socket unit instead.`);
+  blocks.push(`The service unit ${c(`${d.name}.service`)} runs ${c(`${d.name} $${envVarName(d.name)}`)}; `
+    + (d.family === 'remote'
+      ? '`systemctl reload` sends `SIGHUP`. '
+      : '')
+    + 'A `--timeout` there lets an idle daemon exit, since systemd keeps its sockets and starts it again on the next connection.');
+  return section('SYSTEMD', ...blocks);
+}
+
+function seeAlso(d: VirtdDescriptor): string {
+  const pages = d.name === 'libvirtd' || d.name === 'virtproxyd'
+    ? [...DAEMONS.map((x) => x.name), 'vadmin']
+    : ['libvirtd', 'virtproxyd', 'virtlogd', 'virtlockd', 'vadmin'];
+  return section('SEE ALSO', `${pages.filter((p) => p !== d.name).map(link).join(', ')}, ${link('index')}`);
+}
+
+export function renderDaemonPage(d: VirtdDescriptor): string {
+  return page(`${d.name}(8)`, [
+    section('NAME', `${d.name} - ${d.summary}`),
+    synopsis(d),
+    description(d),
+    optionsSection(d),
+    filesSection(d),
+    signalsSection(d),
+    exitSection(d),
+    environmentSection(d),
+    systemdSection(d),
+    seeAlso(d),
+  ]);
+}
+
+// ---- vadmin -----------------------------------------------------------------
+
+const EXAMPLE_TIME = 1767225600; // 2026-01-01 00:00:00 UTC
+
+/** An admin client that answers with fixed data, so examples print what vadmin prints. */
+function fakeAdmin(main: string): AdminClient {
+  const client = (id: number) => ({ server: main, id, timestamp: EXAMPLE_TIME + id * 60, transport: 'unix' as const });
+  const fake: Partial<AdminClient> = {
+    libVersion: async () => ({ version: versionNumber(VERSION), name: PRODUCT }),
+    listServers: async () => [main, 'admin'],
+    threadpoolInfo: async () => ({ minWorkers: 5, maxWorkers: 20, nWorkers: 5, freeWorkers: 4, prioWorkers: 5, jobQueueDepth: 0 }),
+    setThreadpool: async () => {},
+    listClients: async () => [client(1), client(2)],
+    lookupClient: async (_s, id) => client(id),
+    clientInfo: async (_s, id) => ({
+      ...client(id),
+      params: [
+        { field: 'readonly', value: false }, { field: 'unix_user_id', value: 0 }, { field: 'unix_user_name', value: 'root' },
+        { field: 'unix_group_id', value: 0 }, { field: 'unix_group_name', value: 'root' }, { field: 'unix_process_id', value: 4242 },
+      ],
+    }),
+    closeClient: async () => {},
+    clientLimits: async () => ({ nclientsMax: 5000, nclients: 2, nclientsUnauthMax: 20, nclientsUnauth: 0 }),
+    setClientLimits: async () => {},
+    logLevel: async () => 3,
+    setLogLevel: async () => {},
+    logFilters: async () => '1:*rpc* 3:*util*',
+    setLogFilters: async () => {},
+    logOutputs: async () => '2:journald',
+    setLogOutputs: async () => {},
+    updateTlsFiles: async () => {},
+    setDaemonTimeout: async () => {},
+  };
+  return fake as AdminClient;
+}
+
+/** Runs vadmin's real shell over the fake client; returns what it printed. */
+async function vadmin(argv: readonly string[]): Promise<string> {
+  let printed = '';
+  const out: Output = { print: (t) => { printed += t; }, error: (l) => { printed += `error: ${l}\n`; } };
+  const context = (g: GlobalOptions, o: Output): AdminContext => {
+    let uri = g.connect ?? 'libvirtd:///system';
+    return {
+      out: o, globals: g,
+      admin: () => fakeAdmin(/^(\w+):/.exec(uri)![1]!),
+      reconnect: (u) => { uri = u ?? 'libvirtd:///system'; },
+      currentUri: () => uri,
+      close: () => {},
+    };
+  };
+  // localTime() prints local time; examples must not depend on where they are generated.
+  const tz = process.env.TZ;
+  process.env.TZ = 'UTC';
+  try {
+    await runShell<AdminContext>({ prog: 'vadmin', description: '', commands, version: () => VERSION, context, close: () => {} }, argv, out);
+  } finally {
+    if (tz === undefined) delete process.env.TZ;
+    else process.env.TZ = tz;
+  }
+  return printed;
+}
+
+interface VerbDoc { readonly text: string; readonly example: readonly string[]; readonly uri?: string }
+
+/** What each verb does, and the arguments of its example (run against the fake client above). */
+const VERBS: Record<string, VerbDoc> = {
+  uri: { text: 'Print the admin URI in use: the one given with `-c` or the last `connect`, else the default (see URIS). Does not connect.', example: [] },
+  version: { text: 'Print the version of vadmin and of the daemon behind the admin URI.', example: [] },
+  connect: {
+    text: 'Connect to another daemon\'s admin server (useful in interactive mode); without a URI, to the default one. '
+      + 'The connection is checked by listing the servers.',
+    example: ['virtlogd:///system'],
+  },
+  'server-list': { text: 'List the servers inside the daemon: the main server, named after the daemon, and `admin`.', example: [] },
+  'server-threadpool-info': {
+    text: 'Show a server\'s worker pool: its configured minimum and maximum (`min_workers`, `max_workers`), the '
+      + 'workers running and idle, the priority workers, and the calls waiting for a worker.',
+    example: ['virtqemud'],
+  },
+  'server-threadpool-set': {
+    text: 'Change a server\'s worker pool limits while it runs. At least one option is required, and `--min-workers` '
+      + 'may not exceed `--max-workers`. The change lasts until the daemon restarts.',
+    example: ['virtqemud', '--max-workers', '40'],
+  },
+  'client-list': { text: 'List the clients connected to a server: id, transport (`unix`, `tcp`, `tls`) and connection time.', example: ['virtqemud'] },
+  'client-info': {
+    text: 'Show what a server knows about one client: connection time, transport, whether it is read-only, and the '
+      + 'identity of its peer (user, group and process for UNIX sockets).',
+    example: ['virtqemud', '1'],
+  },
+  'client-disconnect': { text: 'Close one client\'s connection.', example: ['virtqemud', '2'] },
+  'server-clients-info': {
+    text: 'Show a server\'s client limits and current counts: `max_clients`, clients connected, '
+      + '`max_anonymous_clients` and clients not yet authenticated.',
+    example: ['virtqemud'],
+  },
+  'server-clients-set': {
+    text: 'Change a server\'s client limits while it runs. At least one option is required; the limit on clients '
+      + 'not yet authenticated may not exceed the total.',
+    example: ['virtqemud', '--max-clients', '100', '--max-unauth-clients', '10'],
+  },
+  'server-update-tls': {
+    text: 'Make a server read its TLS key, certificate, CA and revocation list again, for new connections. Fails on '
+      + 'a server without a TLS listener.',
+    example: ['libvirtd'], uri: 'libvirtd:///system',
+  },
+  'daemon-log-filters': {
+    text: 'Without `--filters`, print the daemon\'s log filters; with it, replace them (an empty string removes '
+      + 'them all). The syntax is that of `log_filters`.',
+    example: [],
+  },
+  'daemon-log-outputs': {
+    text: 'Without `--outputs`, print the daemon\'s log outputs; with it, replace them (an empty string restores '
+      + 'the default output). The syntax is that of `log_outputs`.',
+    example: [],
+  },
+  'daemon-log-level': {
+    text: 'Not in virt-admin. Without `--level`, print the daemon\'s default log priority; with it, set it, '
+      + 'from 1 (debug) to 4 (error), as `log_level` does.',
+    example: [],
+  },
+  'daemon-timeout': {
+    text: 'Set the daemon\'s auto-shutdown timeout, as its `--timeout` option does; 0 disables it.',
+    example: ['--timeout', '120'],
+  },
+};
+
+/** The lines of one `help <verb>` section, without its heading. */
+function helpBlock(help: string, heading: string): string[] {
+  const lines = help.split('\n');
+  const start = lines.indexOf(`  ${heading}`);
+  if (start < 0) return [];
+  const end = lines.findIndex((l, i) => i > start && l.trim() === '');
+  return lines.slice(start + 1, end).map((l) => l.trim());
+}
+
+async function commandsSection(): Promise<string> {
+  const usageText = await vadmin(['--help']);
+  const blocks: string[] = [];
+  for (const group of usageText.split('\n').filter((l) => /^ \S.*:$/.test(l))) {
+    blocks.push(`### ${group.trim().replace(/:$/, '')}`);
+    for (const cmd of commands.filter((x) => x.group === group.trim())) {
+      const doc = VERBS[cmd.name];
+      if (!doc) throw new Error(`vadmin verb '${cmd.name}' is not described in render-docs.ts`);
+      parseOpts(cmd as CommandDef<unknown>, doc.example); // the example must be a valid call
+      const uri = doc.uri ?? 'virtqemud:///system';
+      const call = ['vadmin', '-c', uri, cmd.name, ...doc.example].join(' ');
+      const output = (await vadmin(['-c', uri, cmd.name, ...doc.example])).trimEnd();
+      const help = commandHelp(cmd);
+      const opts = helpBlock(help, 'OPTIONS').map((l) => {
+        // `[--name] <type>`, `--name <type>` or `--name`; long ones leave a single space before the text.
+        const m = /^(\[?--[\w-]+\]?(?: <\w+>)?)\s+(.*)$/.exec(l)!;
+        return `${c(m[1]!)}: ${m[2]}`;
+      });
+      blocks.push([
+        `#### ${c(cmd.name)}`,
+        ...(cmd.aliases?.length ? [`Alias: ${cmd.aliases.map(c).join(', ')}.`] : []),
+        ['```', helpBlock(help, 'SYNOPSIS')[0], '```'].join('\n'),
+        doc.text,
+        ...(opts.length ? [list(opts)] : []),
+        ['Example:', '', '```', `$ ${call}`, ...(output ? [output] : []), '```'].join('\n'),
+      ].join('\n\n'));
+    }
+  }
+  return section('COMMANDS', 'Verbs are grouped as in `vadmin help`; `vadmin help <verb>` prints a verb\'s synopsis '
+    + 'and options. Options of the form `[--name] <type>` may also be given by position, in the order shown.', ...blocks);
+}
+
+const GLOBAL_OPTIONS: Record<string, string> = {
+  '-c | --connect=URI': 'Admin URI of the daemon to manage (see URIS); also `-cURI` and `--connect URI`.',
+  '-h | --help': 'Print the global options and the list of verbs, and exit with status 0.',
+  '-q | --quiet': 'Do not print the empty line that otherwise follows the output of each verb.',
+  '-v | -V | --version': 'Print vadmin\'s version and exit with status 0.',
+};
+
+async function vadminOptions(): Promise<string> {
+  const usageText = await vadmin(['--help']);
+  const opts = usageText.split('\n').map((l) => /^ {4}(-\S.*?)\s{2,}/.exec(l)?.[1]).filter((x): x is string => !!x);
+  return section('OPTIONS', ...opts.map((o) => {
+    const text = GLOBAL_OPTIONS[o];
+    if (!text) throw new Error(`vadmin --help lists '${o}', which render-docs.ts does not describe`);
+    return `### ${c(o)}\n\n${text}`;
+  }), 'For compatibility with virt-admin, `-d | --debug <level>` and `-l | --log <file>` are accepted and ignored. '
+    + 'Global options end at the first word that does not start with `-`, or after `--`.');
+}
+
+function urisSection(): string {
+  const row = (d: VirtdDescriptor): string[] => {
+    // libvirt's rule: "libvirtd" names the libvirt- prefix, any other scheme is the prefix itself.
+    const scheme = d.sockPrefix === 'libvirt' ? 'libvirtd' : d.sockPrefix;
+    const cells = [link(d.name)];
+    for (const host of [SYSTEM, SESSION]) {
+      const paths = daemonPaths(d, host);
+      const uri = `${scheme}:///${paths.mode}`;
+      const sock = adminTarget(uri, host.env).socket;
+      if (sock !== socketPaths(d, paths).admin) throw new Error(`${uri} names ${sock}, not ${d.name}'s admin socket`);
+      cells.push(paths.mode === 'session' && !d.sessionSupported ? '-' : `${c(uri)} → ${c(sock)}`);
+    }
+    return cells;
+  };
+  const dead = adminTarget('virtproxyd:///system', {}).socket;
+  return section('URIS',
+    'An admin URI names the administration socket of one daemon; vadmin connects to nothing else (no host, no transport: '
+      + 'remote administration is not supported).',
+    list([
+      'Scheme: `libvirtd` stands for the socket prefix `libvirt`, shared by libvirtd and virtproxyd; any scheme '
+        + 'starting with `virt` is itself the prefix. The socket is `<prefix>-admin-sock`. Other schemes are refused.',
+      'Path: `/system` looks in `/run/libvirt`, `/session` in `$XDG_RUNTIME_DIR/libvirt` (`$XDG_CACHE_HOME/libvirt` '
+        + 'or `$HOME/.cache/libvirt` when unset). Other paths are refused.',
+      '`?socket=<path>` names the socket directly, whatever the scheme and path say. No other parameter is accepted.',
+      'Without `-c`: `LIBVIRT_ADMIN_DEFAULT_URI`, else `uri_default` from `libvirt-admin.conf` (`/etc/libvirt/` as '
+        + 'root, `$XDG_CONFIG_HOME/libvirt/` otherwise), else `libvirtd:///system` as root and `libvirtd:///session` '
+        + 'for other users.',
+    ]),
+    table(['Daemon', 'System mode', 'Session mode'], DAEMONS.map(row)),
+    `As virtproxyd binds libvirtd's socket paths, its admin socket is reached with \`libvirtd:///system\`; `
+      + `\`virtproxyd:///system\` names ${c(dead)}, which no daemon binds.`);
+}
+
+export async function renderVadminPage(): Promise<string> {
+  const usageText = await vadmin(['--help']);
+  const synopsisLines = usageText.split('\n').filter((l) => l.startsWith('vadmin '));
+  return page('vadmin(1)', [
+    section('NAME', 'vadmin - manage virtd-node daemons over their admin sockets'),
+    section('SYNOPSIS', ['```', ...synopsisLines, '```'].join('\n')),
+    section('DESCRIPTION',
+      'vadmin talks to the administration server of one daemon, over its admin socket: it lists the daemon\'s servers '
+        + 'and clients, changes worker and client limits, logging and the auto-shutdown timeout while the daemon runs. '
+        + 'It takes virt-admin\'s verbs and prints their output in virt-admin\'s layout.',
+      'With a verb on the command line it runs that verb and exits. Without one it reads verbs from standard input, '
+        + 'one per line, with a prompt on a terminal, until `quit`, `exit` or end of input. `help` lists the verbs and '
+        + '`help <verb>` describes one. The admin socket only admits clients running as the same user as the daemon.'),
+    await vadminOptions(),
+    await commandsSection(),
+    urisSection(),
+    section('EXIT STATUS', table(['Status', 'Meaning'], [
+      ['0', 'The verb (or, interactively, the last verb) succeeded; also `--help` and `--version`.'],
+      ['1', 'An unknown verb or option, a bad option value, a failed connection, or an error from the daemon. Each '
+        + 'error is printed on standard error as `error: <message>` lines.'],
+    ])),
+    section('SEE ALSO', `${DAEMONS.map((d) => link(d.name)).join(', ')}, ${link('index')}`),
+  ]);
+}
+
+// ---- index and all pages ----------------------------------------------------
+
+function renderIndex(): string {
+  const role = (d: VirtdDescriptor): string =>
+    d.family === 'logd' ? 'guest log files'
+      : d.family === 'lockd' ? 'disk locks'
+        : d.name === 'libvirtd' ? 'monolithic: every driver'
+          : d.name === 'virtproxyd' ? 'proxy to the modular daemons'
+            : `modular: ${d.drivers.join(', ')}`;
+  return page('virtd-node manual pages', [
+    'Generated by `node scripts/dist/generate.js` from the daemon descriptors and the code; edit '
+      + '`scripts/src/render-docs.ts`, not these files.',
+    section('Daemons (section 8)', table(['Page', 'Summary', 'Serves'],
+      DAEMONS.map((d) => [link(d.name), d.summary, role(d)]))),
+    section('Commands (section 1)', table(['Page', 'Summary'], [[link('vadmin'), 'manage virtd-node daemons over their admin sockets']])),
+    section('Configuration files', `Each daemon's default configuration file is ${c('etc/libvirt/<daemon>.conf')}, installed as `
+      + `${c('/etc/libvirt/<daemon>.conf')}; see FILES in the daemon's page.`),
+  ]);
+}
+
+/** Repo-relative path → file text, for every page under docs/. */
+export async function renderDocs(): Promise<Map<string, string>> {
+  const out = new Map<string, string>([['docs/index.md', renderIndex()]]);
+  for (const d of DAEMONS) out.set(`docs/${d.name}.md`, renderDaemonPage(d));
+  out.set('docs/vadmin.md', await renderVadminPage());
+  return out;
+}
