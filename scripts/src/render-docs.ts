@@ -60,12 +60,15 @@ function helpOptions(d: VirtdDescriptor): HelpOption[] {
 const remoteDefaults = (d: VirtdDescriptor, privileged: boolean): ReturnType<typeof remoteDaemonConfig>['config'] =>
   remoteDaemonConfig(undefined, { daemon: d.name, withIP: d.withIP, privileged }).config;
 
-/** What holds auto-shutdown off (auto-shutdown.ts): running guests of these drivers, virtlogd's open session logs. */
+/** What holds auto-shutdown off (auto-shutdown.ts inhibitions): guests of the hypervisor drivers, ephemeral secrets, virtlogd's session logs. */
 const GUEST_DRIVERS: readonly string[] = ['qemu', 'xen', 'lxc'];
 function inhibitors(d: VirtdDescriptor): string {
-  if (d.family === 'logd') return 'A session instance stays while a guest log file is open, and looks again one period later. ';
-  if (d.drivers.some((x) => GUEST_DRIVERS.includes(x))) return 'While a guest is running the daemon stays, and looks again one period later. ';
-  return '';
+  const holds = [
+    ...(d.drivers.some((x) => GUEST_DRIVERS.includes(x)) ? ['a guest is running'] : []),
+    ...(d.drivers.includes('secret') ? ['an ephemeral secret exists'] : []),
+    ...(d.family === 'logd' ? ['a guest log file is open (session instance only)'] : []),
+  ];
+  return holds.length ? `While ${words(holds, 'or')} the daemon stays, and looks again one period later. ` : '';
 }
 
 /** What each option does; `arg` is the argument's name as --help spells it. */

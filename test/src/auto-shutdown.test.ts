@@ -39,11 +39,16 @@ if (!isRoot()) {
     const holder = spawn(process.execPath, ['-e', `
       const { AdminClient } = require(${JSON.stringify(require.resolve('@virtd/client'))});
       const a = AdminClient.open('virtsecretd:///session', process.env, ${user.uid});
-      a.listServers().then(() => console.log('held'));
+      // Retry until the daemon accepts (its socket exists before it serves).
+      const attempt = () => a.listServers().then(() => console.log('held'), () => setTimeout(attempt, 50));
+      attempt();
       process.stdin.on('data', () => { a.close(); });
     `], { uid: user.uid, gid: user.gid, env: userEnv(user, xdg), stdio: ['pipe', 'pipe', 'inherit'] });
     t.teardown(() => holder.kill());
-    await new Promise((r) => holder.stdout.once('data', r));
+    await new Promise((resolve, reject) => {
+      holder.stdout.once('data', resolve);
+      holder.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
+    });
     await sleep(2500);
     t.equal(h.proc.exitCode, null, 'an admin connection counts as a client');
     holder.stdin.write('close\n');
