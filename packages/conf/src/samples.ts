@@ -131,7 +131,8 @@ function remoteSample(ctx: SampleContext): string {
   sasl - a SASL exchange, configured in /etc/sasl2/libvirt.conf.
   polkit - ask polkit; meaningful for the local sockets only.
 
-This build has neither SASL nor polkit support: those two values are accepted here but no client can complete them.`)
+This build implements neither SASL nor polkit: the values parse, but a
+daemon asked to use them on a socket it opens refuses to start.`)
     .key('auth_unix_ro', str(d.authUnixRo), 'Authentication on the read-only socket.')
     .key('auth_unix_rw', str(d.authUnixRw), 'Authentication on the full-access socket.');
   if (d.ip) {
@@ -235,7 +236,7 @@ function helperSample(family: 'logd' | 'lockd', daemon: string): string {
     s.section('Guest log files')
       .key('max_size', String(logd.maxSize), 'Size in bytes at which a log file is rotated; 0 never rotates.')
       .key('max_backups', String(logd.maxBackups),
-        `Rotated files kept next to the live one (<name>.1, <name>.2, ...); at most ${MAX_LOG_BACKUPS}.`);
+        `Rotated files kept next to the live one: <name>.0 is the newest, <name>.N-1 the oldest; at most ${MAX_LOG_BACKUPS}.`);
   }
   return s.text();
 }
