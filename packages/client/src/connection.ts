@@ -104,12 +104,20 @@ export class Connection {
     return fromStatus(err);
   }
 
+  private rawClient: grpc.Client | undefined;
+
+  /** A generic client on this connection's channel, for calls by path with raw bytes. */
+  raw(): grpc.Client {
+    return (this.rawClient ??= new grpc.Client(this.target.address, this.target.credentials, { channelOverride: this.channel }));
+  }
+
   /** Whether the channel currently has a live connection. */
   get connected(): boolean {
     return this.channel.getConnectivityState(false) === grpc.connectivityState.READY;
   }
 
   close(): void {
+    this.rawClient?.close();
     for (const c of this.clients.values()) c.close();
     this.channel.close();
   }

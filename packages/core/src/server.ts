@@ -15,7 +15,7 @@ import { Client, clientForPeer, type ClientIdentity } from './client.js';
 import type { Listener } from './listener.js';
 import type { Program, CallContext, SurfaceCall } from './program.js';
 import { WorkerPool, type PoolLimits } from './workers.js';
-import { toStatus, asVirtError } from '@virtd/protocol/status';
+import { toStatus, asVirtError, RelayedStatus } from '@virtd/protocol/status';
 import type { TlsEndpoint } from './tls.js';
 
 export type Role = 'rw' | 'ro' | 'admin';
@@ -355,7 +355,7 @@ export class Server extends EventEmitter<ServerEvents> {
       this.inflight++;
       this.workers.run(info.priority, () => handler(ctx)).then(
         (res) => callback(null, res ?? {}),
-        (e) => callback(toStatus(this.failed(e, info))),
+        (e) => callback(e instanceof RelayedStatus ? e : toStatus(this.failed(e, info))),
       ).finally(() => {
         if (--this.inflight === 0) this.emit('idle');
       });
@@ -373,15 +373,17 @@ export class Server extends EventEmitter<ServerEvents> {
         .then(() => handler(ctx))
         .then(
           () => { if (info.responseStream && !call.writableEnded) call.end(); },
-          (e) => fail(this.failed(e, info)),
+          (e) => (e instanceof RelayedStatus ? call.emit('error', e) : fail(this.failed(e, info))),
         );
     };
   }
 
   private failed(e: unknown, info: MethodInfo): VirtError {
     const err = asVirtError(e);
-    if (err.code === 'INTERNAL_ERROR') this.log.error({ err: e, method: `${info.service}.${info.method}` }, 'call failed');
-    else this.log.debug({ method: `${info.service}.${info.method}`, code: err.code }, err.message);
+    // Errors a driver raised on purpose are the caller's business; anything
+    // else is a bug of ours and is logged as one.
+    if (err === e) this.log.debug({ method: info.api ?? `${info.service}.${info.method}`, code: err.code }, err.message);
+    else this.log.error({ err: e, method: info.api ?? `${info.service}.${info.method}` }, 'call failed unexpectedly');
     return err;
   }
 }

@@ -76,7 +76,11 @@ export const virtproxyd: VirtdDescriptor = {
   sessionSupported: true,
   execRestart: false,
   drivers: [],
-  load: noPrograms,
+  load: (rt) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { proxyModule } = require('@virtd/proxy') as typeof import('@virtd/proxy');
+    return proxyModule(rt);
+  },
 };
 
 export const modular: readonly VirtdDescriptor[] = MODULAR.map(({ driver, title }) => ({

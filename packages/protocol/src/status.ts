@@ -63,3 +63,20 @@ export function fromStatus(e: { code?: number; details?: string; message?: strin
   return VirtError.raw(e.code === grpc.status.PERMISSION_DENIED ? 'OPERATION_DENIED' : 'RPC', 'RPC', message);
 }
 
+
+/**
+ * A status relayed unchanged from another daemon (virtproxyd): code,
+ * details and trailers go back to the caller exactly as received.
+ */
+export class RelayedStatus extends Error {
+  readonly code: grpc.status;
+  readonly details: string;
+  readonly metadata: grpc.Metadata;
+  constructor(e: { code: grpc.status; details?: string; metadata?: grpc.Metadata }) {
+    super(e.details ?? '');
+    this.name = 'RelayedStatus';
+    this.code = e.code;
+    this.details = e.details ?? '';
+    this.metadata = e.metadata ?? new grpc.Metadata();
+  }
+}

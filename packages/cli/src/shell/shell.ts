@@ -26,7 +26,7 @@ export interface ShellSpec<Ctx> {
   readonly version: () => string;
   readonly context: (g: GlobalOptions, out: Output) => Ctx;
   /** Releases the context's connection. */
-  readonly close: (ctx: Ctx) => void;
+  readonly close: (ctx: Ctx) => void | Promise<void>;
   /** Lines printed before an error that means "could not connect". */
   readonly connectFailure?: (message: string) => string | undefined;
 }
@@ -136,7 +136,7 @@ export async function runShell<Ctx>(spec: ShellSpec<Ctx>, argv: readonly string[
     if (parsed.rest.length) return (await runOne(spec, ctx, parsed.rest, out, parsed.globals)) ? 0 : 1;
     return await interactive(spec, ctx, out, parsed.globals);
   } finally {
-    spec.close(ctx);
+    await spec.close(ctx);
   }
 }
 
