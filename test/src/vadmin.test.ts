@@ -91,14 +91,17 @@ if (!isRoot()) {
 
     const user = ensureUser('virttest');
     const xdg = runtimeDirFor(user);
-    const conf = path.join(user.home, '.config', 'libvirt');
-    fs.mkdirSync(conf, { recursive: true });
-    fs.writeFileSync(path.join(conf, 'libvirt-admin.conf'), 'uri_default = "virtlogd:///session"\n');
+    // A private XDG_CONFIG_HOME, made by the user (files made by root in the
+    // user's home would break later session daemons).
+    const conf = path.join(xdg, 'config', 'libvirt');
+    await run('mkdir', ['-p', conf], { user });
+    await run('sh', ['-c', `printf 'uri_default = "virtlogd:///session"\\n' > ${conf}/libvirt-admin.conf`], { user });
     t.teardown(() => fs.rmSync(path.join(conf, 'libvirt-admin.conf'), { force: true }));
-    const u = await run(binPath('vadmin'), ['uri'], { user, env: userEnv(user, xdg) });
+    const xenv = { ...userEnv(user, xdg), XDG_CONFIG_HOME: path.join(xdg, 'config') };
+    const u = await run(binPath('vadmin'), ['uri'], { user, env: xenv });
     t.equal(u.stdout, 'virtlogd:///session\n\n', 'uri_default from the user\'s libvirt-admin.conf');
     fs.rmSync(path.join(conf, 'libvirt-admin.conf'));
-    t.equal((await run(binPath('vadmin'), ['uri'], { user, env: userEnv(user, xdg) })).stdout, 'libvirtd:///session\n\n', 'session default');
+    t.equal((await run(binPath('vadmin'), ['uri'], { user, env: xenv })).stdout, 'libvirtd:///session\n\n', 'session default');
   });
 
   t.test('vadmin in session mode, as the user, with a session URI', async (t) => {

@@ -33,18 +33,31 @@ export class DriverRegistry {
     const uri = this.resolve(uriText, mode);
     const driver = this.drivers.find((d) => d.scheme === uri.scheme && !uri.transport && !uri.host);
     if (!driver) throw new VirtError('NO_CONNECT', 'NONE', uriText || canonicalUri(uri));
+    // A driver without an instance in this mode was never initialised here.
+    if (!driver.modes.includes(mode)) throw new VirtError('INTERNAL_ERROR', 'NONE', `${driver.name} state driver is not active`);
     driver.checkOpen(uri);
     const conn: OpenConnection = { driver, uri: canonicalUri(uri), readonly: client.readonly };
     client.data.set(CONNECTION, conn);
     return conn;
   }
 
-  /** The empty URI: the first hypervisor driver here, else this daemon's only driver. */
+  /**
+   * The empty URI: like libvirt's probe, the first hypervisor driver that
+   * would open here (present, right mode), else this daemon's only driver.
+   */
   private resolve(uriText: string, mode: 'system' | 'session'): ParsedUri {
     if (uriText) return parseUri(uriText);
-    const pick = this.drivers.find((d) => d.hypervisor && d.modes.includes(mode)) ?? this.drivers[0];
-    if (!pick) throw new VirtError('NO_CONNECT', 'NONE', 'the default URI');
-    return parseUri(`${pick.scheme}:///${mode}`);
+    const candidate = (d: Driver): ParsedUri | undefined => {
+      const u = parseUri(`${d.scheme}:///${mode}`);
+      try { d.checkOpen(u); return d.modes.includes(mode) ? u : undefined; } catch { return undefined; }
+    };
+    for (const d of this.drivers.filter((x) => x.hypervisor)) {
+      const u = candidate(d);
+      if (u) return u;
+    }
+    const only = this.drivers[0];
+    if (!only) throw new VirtError('NO_CONNECT', 'NONE', 'the default URI');
+    return parseUri(`${only.scheme}:///${mode}`);
   }
 
   close(client: Client): void {

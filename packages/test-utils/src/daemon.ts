@@ -52,6 +52,8 @@ export class DaemonHandle {
   runAfterExit = '';
   readonly exited: Promise<Exit>;
   readonly configFile?: string;
+  /** System mode: the host directory bound over /etc/libvirt in the namespace. */
+  etcDir = '';
 
   constructor(proc: ChildProcess, mode: 'system' | 'session', configFile?: string) {
     this.proc = proc;
@@ -85,6 +87,23 @@ export class DaemonHandle {
       const m = /^PID (\d+)$/m.exec(this.stdout);
       if (m) this.pid = Number(m[1]);
     }
+  }
+
+  /**
+   * Starts another daemon inside this one's mount namespace (system mode),
+   * e.g. virtsecretd beside virtproxyd. nsenter execs into the daemon, so
+   * the handle's pid is the daemon's.
+   */
+  companion(name: string, args: readonly string[] = []): DaemonHandle {
+    if (this.mode !== 'system' || !this.pid) throw new Error('companions need a started system-mode daemon');
+    const proc = spawn('nsenter', ['-t', String(this.pid), '-m', '--', binPath(name), ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const h = new DaemonHandle(proc, 'session');
+    // Paths resolve through the first daemon's namespace view.
+    h.path = (p: string): string => this.path(p);
+    return h;
   }
 
   /** A path as the daemon sees it, reachable from the test (root) process. */
@@ -230,5 +249,7 @@ export function startDaemon(o: DaemonOptions): DaemonHandle {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', ...(o.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  return new DaemonHandle(proc, 'system', configFile);
+  const h = new DaemonHandle(proc, 'system', configFile);
+  h.etcDir = etc;
+  return h;
 }

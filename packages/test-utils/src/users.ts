@@ -13,6 +13,20 @@ export interface TestUser {
 
 export const isRoot = (): boolean => process.geteuid?.() === 0;
 
+/**
+ * tap follows every child process (its processinfo hook rides along in the
+ * environment) and records it under .tap/processinfo at exit; a child
+ * running as another user must be able to write there.
+ */
+export function letOtherUsersReport(): void {
+  if (!process.env.TAP) return;
+  const dir = path.resolve(__dirname, '../../../../.tap/processinfo');
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.chmodSync(dir, 0o1777);
+  } catch { /* not under tap's project root */ }
+}
+
 /** The user, created with a home directory if missing (needs root). */
 export function ensureUser(name: string): TestUser {
   const lookup = (): string | undefined => {
@@ -29,6 +43,7 @@ export function ensureUser(name: string): TestUser {
     line = lookup();
   }
   const f = line!.split(':');
+  letOtherUsersReport();
   return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
 }
 
