@@ -48,6 +48,7 @@ if (!isRoot()) {
     await new Promise((resolve, reject) => {
       holder.stdout.once('data', resolve);
       holder.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
+      void h.exited.then(() => reject(new Error(`daemon exited early:\n${h.output}`)));
     });
     await sleep(2500);
     t.equal(h.proc.exitCode, null, 'an admin connection counts as a client');

@@ -54,12 +54,16 @@ export function ensureUser(name: string): TestUser {
 export function runtimeDirFor(user: TestUser): string {
   const base = tempDir('virtd-xdg-');
   const dir = path.join(base, `run-${user.uid}`);
-  fs.mkdirSync(dir, { mode: 0o700 });
-  fs.chownSync(dir, user.uid, user.gid);
+  // Config and cache directories beside it, so tests never share (or
+  // spoil) the user's real ~/.config and ~/.cache.
+  for (const d of [dir, `${dir}.config`, `${dir}.cache`]) {
+    fs.mkdirSync(d, { mode: 0o700 });
+    fs.chownSync(d, user.uid, user.gid);
+  }
   return dir;
 }
 
-/** The environment a login session of the user would have. */
+/** The environment a login session of the user would have, with the test's private XDG directories. */
 export function userEnv(user: TestUser, runtimeDir: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -67,6 +71,8 @@ export function userEnv(user: TestUser, runtimeDir: string, extra: Record<string
     USER: user.name,
     LOGNAME: user.name,
     XDG_RUNTIME_DIR: runtimeDir,
+    XDG_CONFIG_HOME: `${runtimeDir}.config`,
+    XDG_CACHE_HOME: `${runtimeDir}.cache`,
     ...extra,
   };
 }
