@@ -1,4 +1,5 @@
-// Writes the generated files (etc/libvirt/*.conf, docs/*.md), or with
+// Writes the generated files (etc/libvirt/*.conf, etc/default/*, systemd/*,
+// docs/*.md), or with
 // --check compares them with what the renderers produce now and exits 1
 // naming the stale ones, so CI catches code that moved without its docs.
 //
@@ -7,12 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { renderEtc } from './render-etc.js';
 import { renderDocs } from './render-docs.js';
+import { renderSystemdFiles } from './render-units.js';
 
 /** scripts/dist/generate.js → the repository root. */
 const ROOT = path.resolve(__dirname, '..', '..');
 
 export async function renderAll(): Promise<Map<string, string>> {
-  return new Map([...renderEtc(), ...await renderDocs()]);
+  return new Map([...renderEtc(), ...renderSystemdFiles(), ...await renderDocs()]);
 }
 
 async function main(argv: readonly string[]): Promise<number> {

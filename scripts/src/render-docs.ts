@@ -1,23 +1,33 @@
 // The manual pages under docs/: one renderer for the fifteen daemons (the
-// sections that differ switch on the descriptor), one for vadmin, and an
-// index. Options, paths, socket names, exit codes and vadmin's verbs are
-// read from the code that the binaries run (usage(), daemonPaths(),
-// socketPaths(), EXIT, the vadmin shell), so a change there shows up as a
+// sections that differ switch on the descriptor), one each for vadmin and
+// vsh, and an index. Options, paths, socket names, exit codes and the CLIs'
+// verbs are read from the code that the binaries run (usage(), daemonPaths(),
+// socketPaths(), EXIT, the vadmin and vsh shells over fake clients, the
+// client's URI resolution), so a change there shows up as a
 // stale page under `generate.js --check` instead of a wrong manual. The
 // prose is ours; what an option or verb means is written once, below, and
 // the renderer refuses to run when the code grows an option or verb that
 // has no text yet.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   daemonPaths, socketPaths, defaultTlsFiles, usage, EXIT, statusText, MAX_TIMEOUT_SECONDS, SHUTDOWN_WATCHDOG_MS,
   PRODUCT, VERSION, versionNumber, type HostContext, type DaemonPaths, type SocketPaths,
 } from '@virtd/core';
 import { remoteDaemonConfig, envVarName } from '@virtd/conf';
-import { adminTarget, type AdminClient } from '@virtd/client';
+import {
+  adminTarget, resolveUri, socketDir, configDir, AUTOSTART_TIMEOUT_SECONDS, type AdminClient, type VirtConnection, type SecretRef, type Resolved,
+} from '@virtd/client';
 import { runShell, parseOpts, type CommandDef, type GlobalOptions, type Output } from '@virtd/cli';
-// Not re-exported by @virtd/cli's index: the verb table and the per-verb help.
+// Not re-exported by @virtd/cli's index: the verb tables and the per-verb help.
 import { commands, type AdminContext } from '@virtd/cli/dist/src/vadmin/commands.js';
+import { commands as vshCommands, type VshContext } from '@virtd/cli/dist/src/vsh/commands.js';
 import { commandHelp } from '@virtd/cli/dist/src/shell/shell.js';
 import { DAEMONS, modular, type VirtdDescriptor } from '@virtd/daemons';
+// The secret driver's own XML parser and formatter, so vsh's examples use
+// (and check) the real layout. Built before scripts through @virtd/daemons.
+import { parseSecretXml, formatSecretXml, type SecretDef } from '@virtd/drivers';
 
 const SYSTEM: HostContext = { euid: 0, env: {} };
 /** Session paths are shown with the variables they are built from. */
@@ -401,16 +411,20 @@ async function vadmin(argv: readonly string[]): Promise<string> {
       close: () => {},
     };
   };
-  // localTime() prints local time; examples must not depend on where they are generated.
+  await inUtc(() => runShell<AdminContext>({ prog: 'vadmin', description: '', commands, version: () => VERSION, context, close: () => {} }, argv, out));
+  return printed;
+}
+
+/** The CLIs print local times; examples must not depend on where they are generated. */
+async function inUtc<T>(fn: () => Promise<T>): Promise<T> {
   const tz = process.env.TZ;
   process.env.TZ = 'UTC';
   try {
-    await runShell<AdminContext>({ prog: 'vadmin', description: '', commands, version: () => VERSION, context, close: () => {} }, argv, out);
+    return await fn();
   } finally {
     if (tz === undefined) delete process.env.TZ;
     else process.env.TZ = tz;
   }
-  return printed;
 }
 
 interface VerbDoc { readonly text: string; readonly example: readonly string[]; readonly uri?: string }
@@ -487,18 +501,36 @@ function helpBlock(help: string, heading: string): string[] {
   return lines.slice(start + 1, end).map((l) => l.trim());
 }
 
-async function commandsSection(): Promise<string> {
-  const usageText = await vadmin(['--help']);
+/** One verb's page entry: what it does, and the calls its example runs (against a fake client). */
+interface VerbPage {
+  readonly text: string;
+  readonly calls: readonly { readonly uri: string; readonly args: readonly string[] }[];
+  /** Blocks shown before the example, e.g. an input file. */
+  readonly before?: readonly string[];
+}
+
+/**
+ * The COMMANDS section of a CLI page: the verbs grouped as `<prog> --help`
+ * groups them, each with its synopsis and options from `help <verb>`, the
+ * prose from `describe`, and what the shell prints for the example calls.
+ */
+async function commandsSection(
+  prog: string, cmds: readonly CommandDef<never>[], run: (argv: readonly string[]) => Promise<string>,
+  describe: (name: string) => VerbPage | undefined, intro: string,
+): Promise<string> {
+  const usageText = await run(['--help']);
   const blocks: string[] = [];
   for (const group of usageText.split('\n').filter((l) => /^ \S.*:$/.test(l))) {
     blocks.push(`### ${group.trim().replace(/:$/, '')}`);
-    for (const cmd of commands.filter((x) => x.group === group.trim())) {
-      const doc = VERBS[cmd.name];
-      if (!doc) throw new Error(`vadmin verb '${cmd.name}' is not described in render-docs.ts`);
-      parseOpts(cmd as CommandDef<unknown>, doc.example); // the example must be a valid call
-      const uri = doc.uri ?? 'virtqemud:///system';
-      const call = ['vadmin', '-c', uri, cmd.name, ...doc.example].join(' ');
-      const output = (await vadmin(['-c', uri, cmd.name, ...doc.example])).trimEnd();
+    for (const cmd of cmds.filter((x) => x.group === group.trim())) {
+      const doc = describe(cmd.name);
+      if (!doc) throw new Error(`${prog} verb '${cmd.name}' is not described in render-docs.ts`);
+      const runs: string[] = [];
+      for (const call of doc.calls) {
+        parseOpts(cmd as CommandDef<unknown>, call.args); // the example must be a valid call
+        const output = (await run(['-c', call.uri, cmd.name, ...call.args])).trimEnd();
+        runs.push(`$ ${[prog, '-c', call.uri, cmd.name, ...call.args].join(' ')}`, ...(output ? [output] : []));
+      }
       const help = commandHelp(cmd);
       const opts = helpBlock(help, 'OPTIONS').map((l) => {
         // `[--name] <type>`, `--name <type>` or `--name`; long ones leave a single space before the text.
@@ -511,13 +543,19 @@ async function commandsSection(): Promise<string> {
         ['```', helpBlock(help, 'SYNOPSIS')[0], '```'].join('\n'),
         doc.text,
         ...(opts.length ? [list(opts)] : []),
-        ['Example:', '', '```', `$ ${call}`, ...(output ? [output] : []), '```'].join('\n'),
+        ...(doc.before ?? []),
+        ...(runs.length ? [[doc.calls.length > 1 ? 'Examples:' : 'Example:', '', '```', ...runs, '```'].join('\n')] : []),
       ].join('\n\n'));
     }
   }
-  return section('COMMANDS', 'Verbs are grouped as in `vadmin help`; `vadmin help <verb>` prints a verb\'s synopsis '
-    + 'and options. Options of the form `[--name] <type>` may also be given by position, in the order shown.', ...blocks);
+  return section('COMMANDS', intro, ...blocks);
 }
+
+const vadminCommands = (): Promise<string> => commandsSection('vadmin', commands, vadmin, (name) => {
+  const doc = VERBS[name];
+  return doc && { text: doc.text, calls: [{ uri: doc.uri ?? 'virtqemud:///system', args: doc.example }] };
+}, 'Verbs are grouped as in `vadmin help`; `vadmin help <verb>` prints a verb\'s synopsis '
+  + 'and options. Options of the form `[--name] <type>` may also be given by position, in the order shown.');
 
 const GLOBAL_OPTIONS: Record<string, string> = {
   '-c | --connect=URI': 'Admin URI of the daemon to manage (see URIS); also `-cURI` and `--connect URI`.',
@@ -584,7 +622,7 @@ export async function renderVadminPage(): Promise<string> {
         + 'one per line, with a prompt on a terminal, until `quit`, `exit` or end of input. `help` lists the verbs and '
         + '`help <verb>` describes one. The admin socket only admits clients running as the same user as the daemon.'),
     await vadminOptions(),
-    await commandsSection(),
+    await vadminCommands(),
     urisSection(),
     section('EXIT STATUS', table(['Status', 'Meaning'], [
       ['0', 'The verb (or, interactively, the last verb) succeeded; also `--help` and `--version`.'],
@@ -592,6 +630,393 @@ export async function renderVadminPage(): Promise<string> {
         + 'error is printed on standard error as `error: <message>` lines.'],
     ])),
     section('SEE ALSO', `${DAEMONS.map((d) => link(d.name)).join(', ')}, ${link('index')}`),
+  ]);
+}
+
+// ---- vsh --------------------------------------------------------------------
+
+/** The secrets vsh's examples show; the first is also the one secret.xml defines. */
+const EXAMPLE_SECRETS: readonly SecretDef[] = [
+  {
+    uuid: '5f0c2d9e-7b1a-4c3e-9d8f-2a6b4e1c7d90', ephemeral: false, private: false,
+    description: 'LUKS passphrase of data.qcow2', usageType: 'volume', usageId: '/var/lib/libvirt/images/data.qcow2',
+  },
+  {
+    uuid: 'c41e8a77-0d2b-4f65-8e19-b3a5d6f0e812', ephemeral: false, private: true,
+    description: 'CHAP password', usageType: 'iscsi', usageId: 'iqn.2026-01.org.example:storage',
+  },
+];
+const EXAMPLE_VALUE = Buffer.from('correct horse battery staple');
+/** Input files of the examples: shown on the page, written to a scratch directory for the run. */
+const EXAMPLE_FILES: Readonly<Record<string, string>> = {
+  'secret.xml': formatSecretXml(EXAMPLE_SECRETS[0]!),
+  'passphrase.b64': `${EXAMPLE_VALUE.toString('base64')}\n`,
+};
+const [SECRET_A, SECRET_B] = EXAMPLE_SECRETS.map((x) => x.uuid) as [string, string];
+
+const EXAMPLE_CAPABILITIES = [
+  '<capabilities>', '', '  <host>', '    <uuid>4c4c4544-0042-3910-8057-b7c04f4d3732</uuid>', '    <cpu>',
+  '      <arch>x86_64</arch>', '      <vendor>Intel</vendor>', "      <microcode version='240'/>",
+  "      <signature family='6' model='158' stepping='10'/>", "      <topology sockets='1' dies='1' cores='4' threads='2'/>",
+  ...['fpu', 'vme', 'sse2', 'ht', 'vmx', 'avx2'].map((f) => `      <feature name='${f}'/>`),
+  '    </cpu>', '    <topology>', "      <cells num='1'>", "        <cell id='0'>", "          <memory unit='KiB'>16318480</memory>",
+  '          <distances>', "            <sibling id='0' value='10'/>", '          </distances>', "          <cpus num='8'>",
+  ...[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `            <cpu id='${i}' socket_id='0' die_id='0' core_id='${i % 4}' siblings='${i % 4},${i % 4 + 4}'/>`),
+  '          </cpus>', '        </cell>', '      </cells>', '    </topology>', '    <secmodel>', '      <model>none</model>',
+  '      <doi>0</doi>', '    </secmodel>', '  </host>', '', '  <guest>', '    <os_type>hvm</os_type>', "    <arch name='x86_64'>",
+  '      <wordsize>64</wordsize>', '      <emulator>/usr/bin/qemu-system-x86_64</emulator>',
+  ...['pc', 'pc-i440fx-8.2', 'q35', 'pc-q35-8.2'].map((m) => `      <machine>${m}</machine>`),
+  "      <domain type='qemu'/>", "      <domain type='kvm'/>", '    </arch>', '  </guest>', '', '</capabilities>', '',
+].join('\n');
+
+const secretRef = (d: SecretDef): SecretRef => ({ uuid: d.uuid, usageType: d.usageType, usageId: d.usageId });
+
+/** A connection that answers with fixed data, so examples print what vsh prints; `problems` collects bad examples. */
+function fakeVirt(uri: string, problems: string[]): VirtConnection {
+  const scheme = /^(\w+)/.exec(uri)?.[1] ?? '';
+  const lookup = async (uuid: string): Promise<SecretRef> => {
+    const d = EXAMPLE_SECRETS.find((x) => x.uuid === uuid);
+    if (!d) problems.push(`example names unknown secret '${uuid}'`);
+    return secretRef(d ?? EXAMPLE_SECRETS[0]!);
+  };
+  const fake: Partial<VirtConnection> = {
+    uri,
+    type: scheme === 'qemu' ? 'QEMU' : scheme,
+    getUri: async () => uri,
+    libVersion: async () => versionNumber(VERSION),
+    hvVersion: async () => 8_002_002,
+    hostname: async () => 'host1.example.org',
+    nodeInfo: async () => ({ model: 'x86_64', memory: 16318480, cpus: 8, mhz: 4600, nodes: 1, sockets: 1, cores: 4, threads: 2 }),
+    capabilities: async () => EXAMPLE_CAPABILITIES,
+    secretDefine: async (xml) => secretRef(parseSecretXml(xml)),
+    secretLookup: lookup,
+    secretUndefine: async () => {},
+    secretList: async () => EXAMPLE_SECRETS.map(secretRef),
+    secretXml: async (uuid) => formatSecretXml(EXAMPLE_SECRETS.find((x) => x.uuid === uuid)!),
+    secretSetValue: async () => {},
+    secretGetValue: async () => EXAMPLE_VALUE,
+    secretEvents: (filter, onEvent) => {
+      // One event, then the stream ends (an example with --loop still terminates).
+      let finish = (): void => {};
+      const done = new Promise<void>((r) => { finish = r; });
+      setImmediate(() => {
+        const d = EXAMPLE_SECRETS.find((x) => !filter.uuid || x.uuid === filter.uuid)!;
+        onEvent({ secret: secretRef(d), kind: filter.kind ?? 'lifecycle', lifecycle: 'defined', timestamp: EXAMPLE_TIME * 1000 + 833 });
+        finish();
+      });
+      return { cancel: () => finish(), done };
+    },
+    close: async () => {},
+  };
+  return fake as VirtConnection;
+}
+
+/** The URI vsh opens without -c, as root and as another user. */
+const defaultVirtUri = (host: HostContext): string => resolveUri('', { readonly: false, env: host.env, euid: host.euid }).name;
+
+/** The spec of vsh's real shell (main.ts), over the fake connection. */
+function vshShell(problems: string[]): Parameters<typeof runShell<VshContext>>[0] {
+  const context = (g: GlobalOptions, o: Output): VshContext => {
+    let uri = g.connect ?? defaultVirtUri(SYSTEM);
+    return {
+      out: o, globals: g,
+      conn: async () => fakeVirt(uri, problems),
+      reconnect: (u) => { uri = u ?? defaultVirtUri(SYSTEM); },
+      close: async () => {},
+    };
+  };
+  return { prog: 'vsh', description: '', commands: vshCommands, readonlyFlag: true, version: () => VERSION, context, close: () => {} };
+}
+
+/** Runs vsh's shell over the fake connection, with the example files in a scratch directory; returns what it printed. */
+async function vsh(argv: readonly string[]): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'render-docs-'));
+  try {
+    for (const [name, text] of Object.entries(EXAMPLE_FILES)) fs.writeFileSync(path.join(dir, name), text);
+    let printed = '';
+    const out: Output = { print: (t) => { printed += t; }, error: (l) => { printed += `error: ${l}\n`; } };
+    const problems: string[] = [];
+    const args = argv.map((a) => (a in EXAMPLE_FILES ? path.join(dir, a) : a));
+    await inUtc(() => runShell<VshContext>(vshShell(problems), args, out));
+    if (problems.length) throw new Error(`vsh ${argv.join(' ')}: ${problems.join('; ')}`);
+    return printed.split(`${dir}${path.sep}`).join('');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const fileBlock = (name: string, lang = ''): string => [`With ${c(name)} holding:`, '', `\`\`\`${lang}`, EXAMPLE_FILES[name]!.trimEnd(), '```'].join('\n');
+
+interface VshVerbDoc {
+  readonly text: string;
+  /** The arguments of each example call; the URI is `secret:///system` for secret-* verbs, else `qemu:///system`. */
+  readonly examples: readonly (readonly string[])[];
+  readonly before?: readonly string[];
+}
+
+const QEMU_ONLY = 'Only the QEMU driver answers it; on a connection to another driver (`secret:///…`, `network:///…`, …) '
+  + 'the command fails with "this function is not supported by the connection driver".';
+
+/** What each vsh verb does, and the arguments of its examples (run against the fake connection above). */
+const VSH_VERBS: Record<string, VshVerbDoc> = {
+  uri: {
+    text: 'Print the URI of the connection as the daemon reports it: `driver:///path`, without transport, host or '
+      + 'parameters. As it opens the connection when none is open yet, it also shows what the default URI (see '
+      + 'CONNECTION URIs) came to.',
+    examples: [[]],
+  },
+  version: {
+    text: 'Print the version of vsh\'s library, then the daemon\'s: `Using API` is the connection\'s driver type and the '
+      + 'daemon\'s version, `Running hypervisor` the hypervisor\'s version, for QEMU that of the first `qemu-system-*` '
+      + 'emulator found. Drivers without a hypervisor version (secret, network, …, or QEMU on a host without an emulator) '
+      + 'fail on that last line with "failed to get the hypervisor version", after printing the others.',
+    examples: [[]],
+  },
+  hostname: {
+    text: `Print the name of the host the daemon runs on. ${QEMU_ONLY}`,
+    examples: [[]],
+  },
+  nodeinfo: {
+    text: 'Print a summary of the host\'s processors and memory, read from `/proc` and `/sys` when asked: the machine '
+      + 'architecture as CPU model, the CPUs online, the frequency (cpufreq\'s maximum for cpu0, else `/proc/cpuinfo`), '
+      + `sockets per NUMA cell, cores per socket, threads per core, NUMA cells, and memory in KiB. ${QEMU_ONLY}`,
+    examples: [[]],
+  },
+  capabilities: {
+    text: 'Print the capabilities XML: the host (UUID, CPU architecture, vendor, signature, topology and feature '
+      + 'flags, NUMA cells with their memory and CPUs, security model `none`), then one `<guest>` per `qemu-system-*` '
+      + 'emulator found, with its machine types and domain types: `qemu`, and `kvm` too when `/dev/kvm` is usable and '
+      + `the emulator is of the host's architecture. ${QEMU_ONLY} The example is shortened; a real host lists many more `
+      + 'CPU features and machine types.',
+    examples: [[]],
+  },
+  connect: {
+    text: 'Close the connection and open one to the given URI, or to the default URI (see CONNECTION URIs) without '
+      + 'one; `-r` still applies. Prints nothing when it succeeds, and fails as any other command fails to connect. '
+      + 'Mostly of use in interactive mode, where the commands that follow use the new connection.',
+    examples: [['secret:///system']],
+  },
+  'secret-define': {
+    text: 'Define a secret from an XML file, or change the definition of the secret with the same `<uuid>`; without '
+      + '`<uuid>` the daemon picks a random one. `ephemeral=\'yes\'` keeps the secret in the daemon\'s memory only '
+      + '(and holds off its auto-shutdown while it exists), otherwise it is saved under the daemon\'s configuration '
+      + 'directory; `private=\'yes\'` means its value can be set but never read back. `<usage type=...>` ties it to '
+      + 'one user: `volume` (a `<volume>` path), `ceph` or `tls` or `vtpm` (a `<name>`), `iscsi` (a `<target>`); no two '
+      + 'secrets may share a usage. A redefinition may neither change the usage nor make a private secret public.',
+    examples: [['secret.xml']],
+    before: [fileBlock('secret.xml', 'xml')],
+  },
+  'secret-undefine': {
+    text: 'Delete a secret and its value.',
+    examples: [[SECRET_B]],
+  },
+  'secret-dumpxml': {
+    text: 'Print a secret\'s definition as XML (never its value).',
+    examples: [[SECRET_A]],
+  },
+  'secret-list': {
+    text: 'List the secrets, sorted by UUID, with their usage (`<type> <id>`, or `Unused`). Each option keeps only '
+      + 'the secrets it names; combined, a secret must match all of them.',
+    examples: [[]],
+  },
+  'secret-set-value': {
+    text: 'Set a secret\'s value (private secrets included). With `--file` the value is read from the file, as base64 '
+      + 'text (surrounding white space ignored) or, with `--plain`, as raw bytes, a trailing newline included. '
+      + 'Otherwise it is the base64 argument, which other users can see in the process list: vsh says so with '
+      + '"error: Passing secret value as command-line argument is insecure!", then sets it anyway. `--file` wins '
+      + 'when both are given.',
+    examples: [[SECRET_A, '--file', 'passphrase.b64']],
+    before: [fileBlock('passphrase.b64')],
+  },
+  'secret-get-value': {
+    text: 'Print a secret\'s value in base64 or, with `--plain`, as text without a newline of its own. Fails for a private '
+      + 'secret ("Invalid secret: secret is private") and for a secret without a value.',
+    examples: [[SECRET_A], [SECRET_A, '--plain']],
+  },
+  'secret-event': {
+    text: 'With `--list`, print the event types. With `--event lifecycle` (a secret defined or undefined) or `--event '
+      + 'value-changed`, wait for such an event, of any secret or of the one `--secret` names (by UUID), print it and '
+      + 'exit; with `--loop`, keep printing events until interrupted or, with `--timeout`, until that many seconds have '
+      + 'passed ("event loop timed out"). Either way the count of events follows. `--timestamp` puts the local time '
+      + 'of each event first.',
+    examples: [['--event', 'lifecycle', '--timestamp'], ['--list']],
+  },
+};
+
+const vshExampleUri = (verb: string): string => (verb.startsWith('secret-') ? 'secret:///system' : defaultVirtUri(SYSTEM));
+
+const VSH_GLOBAL_OPTIONS: Record<string, string> = {
+  '-c | --connect=URI': 'Connection URI (see CONNECTION URIs); also `-cURI` and `--connect URI`. Without it, the '
+    + 'default URI.',
+  '-h | --help': 'Print the global options and the list of commands, and exit with status 0.',
+  '-q | --quiet': 'Do not print the empty line that otherwise follows the output of each command.',
+  '-r | --readonly': 'Connect to the read-only socket (`…-sock-ro`) of a local `/system` URI, where the daemon '
+    + 'allows only calls that change nothing. Session daemons have no read-only socket, and vsh does not ask the '
+    + 'daemon itself for a read-only connection, so the option has no effect on `/session`, TCP and TLS URIs, or '
+    + 'with `?socket=`.',
+  '-v | -V | --version': 'Print vsh\'s version and exit with status 0.',
+};
+
+async function vshOptions(): Promise<string> {
+  const usageText = await vsh(['--help']);
+  const opts = usageText.split('\n').map((l) => /^ {4}(-\S.*?)\s{2,}/.exec(l)?.[1]).filter((x): x is string => !!x);
+  return section('OPTIONS', ...opts.map((o) => {
+    const text = VSH_GLOBAL_OPTIONS[o];
+    if (!text) throw new Error(`vsh --help lists '${o}', which render-docs.ts does not describe`);
+    return `### ${c(o)}\n\n${text}`;
+  }), 'For compatibility with virsh, `-d | --debug <level>` and `-l | --log <file>` are accepted and ignored. '
+    + 'Global options end at the first word that does not start with `-`, or after `--`.');
+}
+
+const vshCommandsSection = (): Promise<string> => commandsSection('vsh', vshCommands, vsh, (name) => {
+  const doc = VSH_VERBS[name];
+  return doc && { text: doc.text, ...(doc.before ? { before: doc.before } : {}), calls: doc.examples.map((args) => ({ uri: vshExampleUri(name), args })) };
+}, 'Commands are grouped as in `vsh help`; `vsh help <command>` prints a command\'s synopsis and options. Options '
+  + 'of the form `[--name] <type>` may also be given by position, in the order shown. The examples run vsh against '
+  + 'a stand-in for the daemon that answers with fixed data, so names, numbers and times are made up; the layout is vsh\'s.');
+
+/** Where a local URI leads (no file system look-up: ?mode= is always given). */
+function localTarget(uri: string, host: HostContext, readonly = false, env: Record<string, string> = {}): Resolved {
+  return resolveUri(uri, { readonly, env: { ...host.env, ...env }, euid: host.euid });
+}
+
+function connectionUrisSection(): string {
+  const libvirtd = DAEMONS.find((d) => d.name === 'libvirtd')!;
+  const sockets = (d: VirtdDescriptor, host: HostContext): SocketPaths => socketPaths(d, daemonPaths(d, host));
+  const same = (uri: string, got: string | undefined, want: string | undefined): string => {
+    if (got !== want) throw new Error(`${uri} leads to ${got}, not ${want}`);
+    return c(got!);
+  };
+  const row = (label: string, scheme: string, mode: 'direct' | 'legacy', d: VirtdDescriptor): string[] => {
+    const sys = `${scheme}:///system?mode=${mode}`;
+    const ses = `${scheme}:///session?mode=${mode}`;
+    const started = localTarget(ses, SESSION).autostart;
+    if (d.sessionSupported && started !== d.name) throw new Error(`${ses} autostarts ${started}, not ${d.name}`);
+    return [
+      label,
+      same(sys, localTarget(sys, SYSTEM).socket, sockets(d, SYSTEM).rw),
+      same(`${sys} (-r)`, localTarget(sys, SYSTEM, true).socket, sockets(d, SYSTEM).ro),
+      d.sessionSupported ? same(ses, localTarget(ses, SESSION).socket, sockets(d, SESSION).rw) : '-',
+    ];
+  };
+  const rows = [
+    ...modular.map((d) => row(`${c(`${d.drivers[0]!}:///…`)}, direct: ${link(d.name)}`, d.drivers[0]!, 'direct', d)),
+    row(`any driver, legacy: ${link('libvirtd')} or ${link('virtproxyd')}`, 'qemu', 'legacy', libvirtd),
+  ];
+  const noSession = modular.filter((d) => !d.sessionSupported);
+  const q = 'qemu:///session?mode=direct';
+  if (localTarget(q, SESSION, false, { LIBVIRT_AUTOSTART: '0' }).autostart) throw new Error('LIBVIRT_AUTOSTART=0 no longer stops autostart');
+  if (localTarget(`qemu:///session?socket=/x`, SESSION).autostart) throw new Error('?socket= now autostarts');
+  const rootSession = localTarget(q, SYSTEM);
+  if (rootSession.autostart || path.dirname(rootSession.socket!) !== socketDir('system', SYSTEM.env)) {
+    throw new Error('root\'s session URIs no longer lead to the system sockets');
+  }
+  const ip = remoteDefaults(libvirtd, true).ip!;
+  const tcpPort = Number(/:(\d+)$/.exec(resolveUri('qemu+tcp://host.example/system', { readonly: false, env: {}, euid: 0 }).target.description)![1]);
+  if (String(tcpPort) !== ip.tcpPort) throw new Error(`vsh's TCP port ${tcpPort} is not the daemons' tcp_port ${ip.tcpPort}`);
+  const conf = (mode: 'system' | 'session', host: HostContext): string => c(path.join(configDir(mode, host.env), 'libvirt.conf'));
+
+  return section('CONNECTION URIs',
+    'A connection URI has the form `driver[+transport]://[host][:port]/path[?parameters]`. The driver (`qemu`, '
+      + '`secret`, `network`, …) is the scheme; the path is `/system` for the privileged daemons, run by root, or '
+      + '`/session` for the daemons of the calling user. vsh finds the daemon from the URI, then asks it to open '
+      + '`driver:///path` (transport, host and parameters stripped); the daemon refuses a driver it does not carry, '
+      + 'and a path other than its own mode\'s.',
+    '### Default URI',
+    `Without \`-c\`, and for \`connect\` without a URI: \`LIBVIRT_DEFAULT_URI\`, else \`uri_default\` in `
+      + `${c('libvirt.conf')} (${conf('system', SYSTEM)} as root, ${conf('session', SESSION)} otherwise; a file that `
+      + 'exists but cannot be read or parsed is an error), else '
+      + `${c(defaultVirtUri(SYSTEM))} as root and ${c(defaultVirtUri(SESSION))} for other users. An empty \`-c ''\` `
+      + 'skips the variable and the file and goes straight to that last choice.',
+    '### Local URIs',
+    `\`driver:///system\` and \`driver:///session\` (or \`driver+unix:///…\`) connect to a UNIX socket in `
+      + `${c(socketDir('system', SYSTEM.env))} or ${c(socketDir('session', SESSION.env))} `
+      + '(`$XDG_CACHE_HOME/libvirt`, else `$HOME/.cache/libvirt`, when `XDG_RUNTIME_DIR` is unset). A host name with '
+      + 'the `unix` transport is refused. As root, a `/session` URI uses the system directory, and no daemon is started.',
+    list([
+      'Direct or legacy: vsh takes the socket of the driver\'s own modular daemon ("direct") when it exists, else '
+        + 'libvirt\'s shared socket ("legacy", bound by libvirtd or by virtproxyd, which passes the connection on to '
+        + 'the modular daemon) when that exists, else the direct one. `?mode=direct` or `?mode=legacy` makes the '
+        + 'choice; any other mode is refused ("Unknown remote mode").',
+      '`?socket=PATH` connects to PATH, whatever the rest of the URI says: no choice, no read-only variant, no autostart.',
+      'Other parameters are ignored.',
+    ]),
+    table(['URI, mode: daemon', 'System socket', 'System, `-r`', 'Session socket'], rows),
+    `${words(noSession.map((d) => link(d.name)))} have no session instance; a \`/session\` URI of their driver `
+      + `starts the daemon, which exits with status ${EXIT.DRIVER} ("Failed to start <daemon>: exit status ${EXIT.DRIVER}").`,
+    '### Session autostart',
+    'For a `/session` URI whose socket accepts no connection, vsh starts the daemon (the direct one, or libvirtd in '
+      + 'legacy mode), as libvirt\'s client does. It creates the socket directory (mode 0700) if needed, takes a lock '
+      + 'on `<daemon>.lock` there, so that of several clients starting at once only one starts the daemon (the '
+      + 'others wait for the lock, about 30 seconds at most, then find the socket), and looks for the binary: '
+      + '`VIRTD_PATH` (the binary itself, or a directory holding it), then each directory of `PATH`, `/usr/sbin`, '
+      + '`/usr/local/sbin`, and last the `node_modules/.bin` of the checkout vsh runs from. It runs '
+      + `${c(`<daemon> --timeout=${AUTOSTART_TIMEOUT_SECONDS} --daemon`)}, so the daemon exits after `
+      + `${AUTOSTART_TIMEOUT_SECONDS} seconds without clients, with an environment reduced to \`PATH\`, \`HOME\`, `
+      + '`USER`, `LOGNAME`, the `XDG_*` directories and the `LIBVIRT_DEBUG`, `LIBVIRT_LOG_FILTERS` and '
+      + '`LIBVIRT_LOG_OUTPUTS` logging settings; waits until the daemon reports that it is ready (or failed, '
+      + '"Failed to start <daemon>: exit status N"), then up to about 5 seconds for the socket; and removes the '
+      + 'lock file. `LIBVIRT_AUTOSTART=0` turns autostart off; `VIRTD_AUTOSTART_TIMEOUT` sets another `--timeout`.',
+    '### Remote URIs',
+    `\`driver+tls://host[:port]/system\` (also \`driver://host/system\`: a host without a transport means TLS) `
+      + `connects over TLS to port ${ip.tlsPort} by default, \`driver+tcp://host[:port]/system\` over plain TCP to `
+      + `port ${tcpPort}, the daemons' default \`tls_port\` and \`tcp_port\`; without a host, to \`localhost\`. `
+      + 'What listens there is libvirtd started with `--listen`, or virtproxyd, with `listen_tls` or `listen_tcp` '
+      + 'enabled. Other transports (`ssh`, `libssh`, `ext`, …) are refused ("transport in URL not recognised").',
+    list([
+      'TLS presents a client certificate and checks the server\'s. The files are, as root, '
+        + '`/etc/pki/CA/cacert.pem`, `/etc/pki/libvirt/clientcert.pem` and `/etc/pki/libvirt/private/clientkey.pem`; '
+        + 'for other users `cacert.pem`, `clientcert.pem` and `clientkey.pem` in `$HOME/.pki/libvirt`; with '
+        + '`?pkipath=DIR`, the same three names in DIR. A missing file stops the connection ("Cannot access CA '
+        + 'certificate \'…\'"). The server\'s certificate must be signed by that CA and name the host of the URI; '
+        + '`?no_verify=1` skips the host name check (the CA check stays).',
+      'TCP neither encrypts nor authenticates from vsh\'s side: the daemon accepts it only as its `auth_tcp` allows. '
+        + 'Use it on trusted networks only.',
+    ]));
+}
+
+export async function renderVshPage(): Promise<string> {
+  const usageText = await vsh(['--help']);
+  const synopsisLines = usageText.split('\n').filter((l) => l.startsWith('vsh '));
+  return page('vsh(1)', [
+    section('NAME', 'vsh - the virtd-node management shell'),
+    section('SYNOPSIS', ['```', ...synopsisLines, '```'].join('\n')),
+    section('DESCRIPTION',
+      'vsh is the command-line client of the daemons\' driver APIs, after virsh: it takes virsh\'s command names and '
+        + 'options and prints virsh\'s output layout and error messages, for what the daemons implement so far: '
+        + 'host queries and the secret driver. The daemons speak gRPC, not libvirt\'s RPC protocol, so vsh stands in '
+        + 'for virsh with them.',
+      'vsh opens one connection, when the first command needs it, to the daemon that the connection URI leads to '
+        + '(see CONNECTION URIs): over a UNIX socket on this host, starting a session daemon when none runs, or over '
+        + `TLS or TCP to another. Host commands are answered by the connection's driver. Secret commands need a daemon `
+        + `that carries the secret driver: ${link('virtsecretd')} (\`secret:///system\`), or ${link('libvirtd')} `
+        + 'whatever driver the URI names.',
+      'With a command on the command line it runs that command and exits. Without one it reads commands from standard '
+        + 'input, one per line, with shell-like quoting and a `vsh # ` prompt on a terminal, until `quit`, `exit` or '
+        + 'end of input; the connection stays open from one command to the next. `help` lists the commands and '
+        + '`help <command>` describes one; the group keywords shown in the list are not accepted by `help`.'),
+    await vshOptions(),
+    await vshCommandsSection(),
+    connectionUrisSection(),
+    section('ENVIRONMENT', list([
+      '`LIBVIRT_DEFAULT_URI`: the connection URI when `-c` is not given.',
+      '`LIBVIRT_AUTOSTART`: `0` stops vsh from starting session daemons.',
+      `\`VIRTD_AUTOSTART_TIMEOUT\`: the \`--timeout\` of an autostarted daemon, in seconds, instead of ${AUTOSTART_TIMEOUT_SECONDS}.`,
+      '`VIRTD_PATH`: the daemon binary to autostart, or the directory holding it; searched before `PATH`.',
+      '`PATH`: searched for the daemon binary to autostart, and passed on to it.',
+      '`XDG_RUNTIME_DIR`, `XDG_CACHE_HOME`, `HOME`: where session sockets are (`$XDG_RUNTIME_DIR/libvirt`, else '
+        + '`$XDG_CACHE_HOME/libvirt`, else `$HOME/.cache/libvirt`). `HOME` also locates the TLS files of users other than root.',
+      '`XDG_CONFIG_HOME`: where a user\'s `libvirt.conf` is (`$XDG_CONFIG_HOME/libvirt`, else `$HOME/.config/libvirt`).',
+      '`TZ`: the time zone of `secret-event --timestamp`.',
+    ])),
+    section('EXIT STATUS', table(['Status', 'Meaning'], [
+      ['0', 'The command (or, interactively, the last command) succeeded; also `--help` and `--version`.'],
+      ['1', 'An unknown command or option, a bad option value, a failed connection, or an error from the daemon. Each '
+        + 'error is printed on standard error as `error: <message>` lines, the context first ("failed to connect to '
+        + 'the hypervisor", "Failed to list secrets", …) and the daemon\'s message after it.'],
+    ])),
+    section('SEE ALSO', `${link('virtqemud')}, ${link('virtsecretd')}, ${link('libvirtd')}, ${link('virtproxyd')}, `
+      + `${link('vadmin')}, ${link('index')}`),
   ]);
 }
 
@@ -609,7 +1034,10 @@ function renderIndex(): string {
       + '`scripts/src/render-docs.ts`, not these files.',
     section('Daemons (section 8)', table(['Page', 'Summary', 'Serves'],
       DAEMONS.map((d) => [link(d.name), d.summary, role(d)]))),
-    section('Commands (section 1)', table(['Page', 'Summary'], [[link('vadmin'), 'manage virtd-node daemons over their admin sockets']])),
+    section('Commands (section 1)', table(['Page', 'Summary'], [
+      [link('vadmin'), 'manage virtd-node daemons over their admin sockets'],
+      [link('vsh'), 'the virtd-node management shell'],
+    ])),
     section('Configuration files', `Each daemon's default configuration file is ${c('etc/libvirt/<daemon>.conf')}, installed as `
       + `${c('/etc/libvirt/<daemon>.conf')}; see FILES in the daemon's page.`),
   ]);
@@ -620,5 +1048,6 @@ export async function renderDocs(): Promise<Map<string, string>> {
   const out = new Map<string, string>([['docs/index.md', renderIndex()]]);
   for (const d of DAEMONS) out.set(`docs/${d.name}.md`, renderDaemonPage(d));
   out.set('docs/vadmin.md', await renderVadminPage());
+  out.set('docs/vsh.md', await renderVshPage());
   return out;
 }

@@ -1,7 +1,8 @@
 // The generated files against the code: etc/libvirt/*.conf and docs/*.md
 // are what scripts/ renders now, every manual page lists exactly the options
-// its binary's --help shows, docs/vadmin.md exactly the verbs of `vadmin
-// help`, and every shipped config file loads to the code defaults.
+// its binary's --help shows, docs/vadmin.md and docs/vsh.md exactly the
+// verbs and global options of `vadmin help` and `vsh help`, docs/index.md
+// links every page, and every shipped config file loads to the code defaults.
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -51,12 +52,30 @@ for (const d of DAEMONS) {
   });
 }
 
-t.test('docs/vadmin.md COMMANDS are the verbs of `vadmin help`', async (t) => {
-  const help = await run(binPath('vadmin'), ['help']);
-  t.equal(help.code, 0);
-  // "    server-list                    list daemon's servers" (option lines start with '-')
-  const verbs = [...help.stdout.matchAll(/^ {4}([a-z][\w-]*) {2,}/gm)].map((m) => m[1]!);
-  t.ok(verbs.length >= 10, 'verbs parsed from vadmin help');
-  const documented = headings(docSection(read('docs/vadmin.md'), 'COMMANDS'), '####');
-  t.same([...documented].sort(), [...verbs].sort(), 'every verb documented, nothing else');
+for (const cli of ['vadmin', 'vsh']) {
+  t.test(`docs/${cli}.md COMMANDS are the verbs of \`${cli} help\``, async (t) => {
+    const help = await run(binPath(cli), ['help']);
+    t.equal(help.code, 0);
+    // "    server-list                    list daemon's servers" (option lines start with '-')
+    const verbs = [...help.stdout.matchAll(/^ {4}([a-z][\w-]*) {2,}/gm)].map((m) => m[1]!);
+    t.ok(verbs.length >= 10, `verbs parsed from ${cli} help`);
+    const documented = headings(docSection(read(`docs/${cli}.md`), 'COMMANDS'), '####');
+    t.same([...documented].sort(), [...verbs].sort(), 'every verb documented, nothing else');
+  });
+
+  t.test(`docs/${cli}.md OPTIONS are the global options of \`${cli} --help\``, async (t) => {
+    const help = await run(binPath(cli), ['--help']);
+    t.equal(help.code, 0);
+    // "    -c | --connect=URI      connection URI"
+    const fromHelp = [...help.stdout.matchAll(/^ {4}(-\S.*?) {2,}/gm)].map((m) => m[1]!);
+    t.ok(fromHelp.length >= 4, `options parsed from ${cli} --help`);
+    const documented = headings(docSection(read(`docs/${cli}.md`), 'OPTIONS'), '###');
+    t.same(documented, fromHelp, 'same options, same forms, same order');
+  });
+}
+
+t.test('docs/index.md lists every page under docs/', async (t) => {
+  const pages = fs.readdirSync(path.join(repoRoot, 'docs')).filter((f) => f.endsWith('.md') && f !== 'index.md').sort();
+  const linked = [...read('docs/index.md').matchAll(/\]\(([\w-]+\.md)\)/g)].map((m) => m[1]!).sort();
+  t.same(linked, pages, 'one link per page');
 });

@@ -5,6 +5,7 @@
 // all generated from or checked against this one table.
 import type { DaemonDescriptor, DaemonModule, DaemonRuntime } from '@virtd/core';
 import type { DriverName } from '@virtd/drivers';
+import { libvirtdUnit, virtproxydUnit, modularUnit, virtlogdUnit, virtlockdUnit, type UnitFacts } from './units.js';
 
 export type { DriverName };
 
@@ -49,6 +50,8 @@ export interface VirtdDescriptor extends DaemonDescriptor {
   readonly drivers: readonly DriverName[];
   /** "Libvirt qemu", the prefix of unit descriptions. */
   readonly unitTitle: string;
+  /** What its systemd units say. */
+  readonly unit: UnitFacts;
 }
 
 export const libvirtd: VirtdDescriptor = {
@@ -63,6 +66,7 @@ export const libvirtd: VirtdDescriptor = {
   execRestart: false,
   drivers: ALL_DRIVERS,
   load: withDrivers(ALL_DRIVERS),
+  unit: libvirtdUnit,
 };
 
 export const virtproxyd: VirtdDescriptor = {
@@ -76,6 +80,7 @@ export const virtproxyd: VirtdDescriptor = {
   sessionSupported: true,
   execRestart: false,
   drivers: [],
+  unit: virtproxydUnit,
   load: (rt) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { proxyModule } = require('@virtd/proxy') as typeof import('@virtd/proxy');
@@ -95,6 +100,7 @@ export const modular: readonly VirtdDescriptor[] = MODULAR.map(({ driver, title 
   execRestart: false,
   drivers: [driver],
   load: withDrivers([driver]),
+  unit: modularUnit(driver, daemonForDriver(driver)),
 }));
 
 export const virtlogd: VirtdDescriptor = {
@@ -103,6 +109,7 @@ export const virtlogd: VirtdDescriptor = {
   family: 'logd',
   summary: 'libvirt log management daemon',
   unitTitle: 'Virtual machine log manager',
+  unit: virtlogdUnit,
   withIP: false,
   listenFlag: false,
   sessionSupported: true,
@@ -117,6 +124,7 @@ export const virtlockd: VirtdDescriptor = {
   family: 'lockd',
   summary: 'libvirt lock management daemon',
   unitTitle: 'Virtual machine lock manager',
+  unit: virtlockdUnit,
   withIP: false,
   listenFlag: false,
   sessionSupported: true,
