@@ -400,7 +400,7 @@ function fakeAdmin(main: string): AdminClient {
 /** Runs vadmin's real shell over the fake client; returns what it printed. */
 async function vadmin(argv: readonly string[]): Promise<string> {
   let printed = '';
-  const out: Output = { print: (t) => { printed += t; }, error: (l) => { printed += `error: ${l}\n`; } };
+  const out: Output = { print: (t) => { printed += t; }, printBytes: (b) => { printed += b.toString('utf8'); }, error: (l) => { printed += `error: ${l}\n`; } };
   const context = (g: GlobalOptions, o: Output): AdminContext => {
     let uri = g.connect ?? 'libvirtd:///system';
     return {
@@ -734,7 +734,7 @@ async function vsh(argv: readonly string[]): Promise<string> {
   try {
     for (const [name, text] of Object.entries(EXAMPLE_FILES)) fs.writeFileSync(path.join(dir, name), text);
     let printed = '';
-    const out: Output = { print: (t) => { printed += t; }, error: (l) => { printed += `error: ${l}\n`; } };
+    const out: Output = { print: (t) => { printed += t; }, printBytes: (b) => { printed += b.toString('utf8'); }, error: (l) => { printed += `error: ${l}\n`; } };
     const problems: string[] = [];
     const args = argv.map((a) => (a in EXAMPLE_FILES ? path.join(dir, a) : a));
     await inUtc(() => runShell<VshContext>(vshShell(problems), args, out));

@@ -4,6 +4,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
+import { spawn } from 'node:child_process';
 import { VirtConnection, Connection, unixTarget } from '@virtd/client';
 import { ConnectService } from '@virtd/protocol/connect';
 import { startDaemon, isRoot, run, binPath, ensureUser, runtimeDirFor, userEnv } from '@virtd/test-utils';
@@ -59,6 +60,40 @@ if (!isRoot()) {
     await h.stop();
   });
 
+  t.test('read-only opens, unserved APIs, binary values, help keywords', async (t) => {
+    const qemud = startDaemon({ name: 'virtqemud', mode: 'system' });
+    t.teardown(() => qemud.kill());
+    await qemud.ready('/run/libvirt/virtqemud-sock');
+    const sock = qemud.path('/run/libvirt/virtqemud-sock');
+    const list = await run(binPath('vsh'), ['-c', `qemu:///system?socket=${sock}`, 'secret-list']);
+    t.equal(list.stderr, 'error: Failed to list secrets\nerror: this function is not supported by the connection driver: virConnectListAllSecrets\n',
+      'a daemon without the secret driver: libvirt\'s "not supported", not a gRPC message');
+    const secretd = qemud.companion('virtsecretd');
+    t.teardown(() => secretd.kill());
+    await secretd.ready('/run/libvirt/virtsecretd-sock');
+    // VIR_CONNECT_RO on the full socket: that connection may read but not write.
+    const ro = await VirtConnection.open(`secret:///system?socket=${qemud.path('/run/libvirt/virtsecretd-sock')}`, { readonly: true });
+    t.same(await ro.secretList(), []);
+    await t.rejects(ro.secretDefine('<secret/>'), /operation forbidden: read only access prevents virSecretDefineXML/);
+    await ro.close();
+    const rw = await VirtConnection.open(`secret:///system?socket=${qemud.path('/run/libvirt/virtsecretd-sock')}`);
+    const s = await rw.secretDefine("<secret><usage type='ceph'><name>bin</name></usage></secret>");
+    const bytes = Buffer.from([0, 1, 2, 0x80, 0xfe, 0xff, 10]);
+    await rw.secretSetValue(s.uuid, bytes);
+    await rw.close();
+    const plain = await new Promise<Buffer>((resolve) => {
+      const p = spawn(binPath('vsh'), ['-q', '-c', `secret:///system?socket=${qemud.path('/run/libvirt/virtsecretd-sock')}`, 'secret-get-value', s.uuid, '--plain']);
+      const chunks: Buffer[] = [];
+      p.stdout.on('data', (d: Buffer) => chunks.push(d));
+      p.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+    t.same(plain, bytes, '--plain prints the value\'s bytes unchanged');
+    const help = await run(binPath('vsh'), ['help', 'secret']);
+    t.match(help.stdout, 'secret-define', 'help takes a group keyword');
+    await secretd.stop();
+    await qemud.stop();
+  });
+
   t.test('session mode: system-only drivers are not offered, qemu is', async (t) => {
     const user = ensureUser('virttest');
     const xdg = runtimeDirFor(user);
@@ -71,6 +106,8 @@ if (!isRoot()) {
     t.equal((await vsh('secret:///session')).stdout, 'secret:///session\n\n');
     t.match((await vsh('network:///session')).stderr, 'internal error: network state driver is not active',
       'the network driver has no session instance');
+    const noUri = await run(binPath('vsh'), ['uri'], { user, env });
+    t.equal(noUri.stdout, 'qemu:///session\n\n', 'no URI: the running daemon picks its default hypervisor');
     await h.stop();
   });
 }

@@ -41,21 +41,35 @@ export function findDaemon(name: string, env: Env): string {
   throw new VirtError('SYSTEM_ERROR', 'RPC', undefined, { message: `Cannot find '${name}' in the path` });
 }
 
+/**
+ * Waits for the fcntl lock on `p`, making sure the locked inode is still the
+ * one at the path (the holder unlinks it when done).
+ */
+async function lockFile(p: string): Promise<number> {
+  for (let i = 0; ; i++) {
+    const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+    while (!tryLockByte0(fd)) {
+      if (i++ > 3000) { fs.closeSync(fd); throw new VirtError('OPERATION_TIMEOUT', 'RPC', `timed out waiting for ${p}`); }
+      await sleep(10);
+    }
+    let same = false;
+    try { same = fs.statSync(p).ino === fs.fstatSync(fd).ino; } catch { same = false; }
+    if (same) return fd;
+    fs.closeSync(fd);
+  }
+}
+
 /** Starts the session daemon behind `socket` unless it is already up. */
 export async function autostart(daemon: string, socket: string, env: Env): Promise<void> {
   if (await canConnect(socket)) return;
   const dir = path.dirname(socket);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const lockPath = path.join(dir, `${daemon}.lock`);
-  const fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  const fd = await lockFile(lockPath);
   try {
-    // Another client may be starting it: wait for its lock, then look again.
-    for (let i = 0; !tryLockByte0(fd); i++) {
-      if (i > 3000) throw new VirtError('OPERATION_TIMEOUT', 'RPC', `timed out waiting for ${lockPath}`);
-      await sleep(10);
-    }
     if (await canConnect(socket)) return;
-    const timeout = Number(env.VIRTD_AUTOSTART_TIMEOUT ?? AUTOSTART_TIMEOUT_SECONDS);
+    const wanted = Number(env.VIRTD_AUTOSTART_TIMEOUT);
+    const timeout = env.VIRTD_AUTOSTART_TIMEOUT && Number.isInteger(wanted) && wanted > 0 ? wanted : AUTOSTART_TIMEOUT_SECONDS;
     const bin = findDaemon(daemon, env);
     const keep = ['PATH', 'HOME', 'USER', 'LOGNAME', 'XDG_RUNTIME_DIR', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME', 'LIBVIRT_DEBUG', 'LIBVIRT_LOG_OUTPUTS', 'LIBVIRT_LOG_FILTERS'];
     const childEnv = Object.fromEntries(keep.filter((k) => env[k] !== undefined).map((k) => [k, env[k]!]));
@@ -68,6 +82,8 @@ export async function autostart(daemon: string, socket: string, env: Env): Promi
     if (status !== 0) throw new VirtError('SYSTEM_ERROR', 'RPC', undefined, { message: `Failed to start ${daemon}: exit status ${status}` });
     for (let i = 0; i < 500 && !(await canConnect(socket)); i++) await sleep(10);
   } finally {
+    // Unlinked while we hold it: a waiter that then locks the old inode
+    // notices (lockFile checks) and takes the new file instead.
     fs.rmSync(lockPath, { force: true });
     fs.closeSync(fd);
   }

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { VirtError } from '@virtd/errors';
 import { fromStatus } from '@virtd/protocol/status';
+import { ALL_METHODS } from '@virtd/protocol/methods';
 
 export interface Target {
   /** grpc-js target: unix:///path, or host:port. */
@@ -86,7 +87,7 @@ export class Connection {
     return new Promise((resolve, reject) => {
       (c[method] as (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: grpc.requestCallback<Res>) => void)(
         request, new grpc.Metadata(), callOpts,
-        (err, res) => (err ? reject(this.error(err)) : resolve(res as Res)),
+        (err, res) => (err ? reject(this.error(err, def[method]?.path)) : resolve(res as Res)),
       );
     });
   }
@@ -98,9 +99,14 @@ export class Connection {
   }
 
   /** A service error as the VirtError the caller should see. */
-  error(err: grpc.ServiceError): VirtError {
+  error(err: grpc.ServiceError, path?: string): VirtError {
     const carriesVirtError = err.metadata?.get('virt-error-code').length;
     if (!carriesVirtError && err.code === grpc.status.UNAVAILABLE) return connectionError(err, this.target);
+    // A daemon that does not serve the API at all (virtqemud asked for secrets):
+    // libvirt's words for a driver without the function.
+    if (!carriesVirtError && err.code === grpc.status.UNIMPLEMENTED && path) {
+      return new VirtError('NO_SUPPORT', 'NONE', ALL_METHODS[path]?.api ?? path);
+    }
     return fromStatus(err);
   }
 

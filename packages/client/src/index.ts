@@ -8,5 +8,5 @@ export {
 export { resolve as resolveUri, defaultUri, type Resolved } from './transport.js';
 export { autostart, findDaemon, canConnect, AUTOSTART_TIMEOUT_SECONDS } from './autostart.js';
 export {
-  VirtConnection, USAGE_TYPES, SECRET_LIST, type UsageType, type SecretRef, type NodeInfo, type SecretEventInfo, type OpenOptions,
+  VirtConnection, USAGE_TYPES, SECRET_LIST, CONNECT_RO, type UsageType, type SecretRef, type NodeInfo, type SecretEventInfo, type OpenOptions,
 } from './virt.js';

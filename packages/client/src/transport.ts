@@ -65,11 +65,25 @@ function readPki(file: string, what: string): Buffer {
   }
 }
 
+/**
+ * No URI: like libvirt's client, find a running hypervisor daemon (modular
+ * first, then libvirtd/virtproxyd) and let it pick; in session mode start
+ * virtqemud when nothing runs. The daemon receives an empty URI and probes.
+ */
+function resolveDefault(o: ResolveOptions): Resolved {
+  const session = o.euid > 0;
+  const dir = socketDir(session ? 'session' : 'system', o.env);
+  const suffix = o.readonly && !session ? 'sock-ro' : 'sock';
+  const probe = session ? ['qemu', 'vbox'] : ['xen', 'qemu', 'lxc', 'vbox', 'bhyve'];
+  const found = probe.map((d) => path.join(dir, `virt${d}d-${suffix}`)).find((p) => fs.existsSync(p));
+  const legacy = path.join(dir, `libvirt-${suffix}`);
+  const socket = found ?? (fs.existsSync(legacy) ? legacy : path.join(dir, `virtqemud-${suffix}`));
+  const autostart = session && socket.endsWith('virtqemud-sock') && o.env.LIBVIRT_AUTOSTART !== '0' ? 'virtqemud' : undefined;
+  return { name: '', target: unixTarget(socket), socket, ...(autostart ? { autostart } : {}) };
+}
+
 export function resolve(uriText: string, o: ResolveOptions): Resolved {
-  if (!uriText) {
-    // No URI: the default hypervisor of this mode, as libvirt's probe picks it.
-    return resolve(o.euid === 0 ? 'qemu:///system' : 'qemu:///session', o);
-  }
+  if (!uriText) return resolveDefault(o);
   const u = parseUri(uriText);
   const transport = u.transport ?? (u.host ? 'tls' : 'unix');
   if (!TRANSPORTS.includes(transport)) {
@@ -83,10 +97,11 @@ export function resolve(uriText: string, o: ResolveOptions): Resolved {
       return { name, target: { address: `${host}:${port}`, description: `${host}:${port}`, credentials: grpc.credentials.createInsecure() } };
     }
     const pki = pkiFiles(u, o.env, o.euid);
+    // no_verify=1: libvirt then checks nothing about the server's certificate.
     const noVerify = u.params.get('no_verify') === '1';
     const credentials = grpc.credentials.createSsl(
       readPki(pki.ca, 'CA certificate'), readPki(pki.key, 'client key'), readPki(pki.cert, 'client certificate'),
-      noVerify ? { checkServerIdentity: () => undefined } : {},
+      noVerify ? { checkServerIdentity: () => undefined, rejectUnauthorized: false } : {},
     );
     return { name, target: { address: `${host}:${port}`, description: `${host}:${port}`, credentials, serverName: host } };
   }

@@ -16,6 +16,9 @@ export interface SecretRef { uuid: string; usageType: UsageType; usageId: string
 export interface NodeInfo { model: string; memory: number; cpus: number; mhz: number; nodes: number; sockets: number; cores: number; threads: number }
 export interface SecretEventInfo { secret: SecretRef; kind: 'lifecycle' | 'value-changed'; lifecycle: 'defined' | 'undefined'; timestamp: number }
 
+/** libvirt's VIR_CONNECT_RO open flag. */
+export const CONNECT_RO = 1;
+
 /** libvirt's list flags for ListAllSecrets. */
 export const SECRET_LIST = { EPHEMERAL: 1, NO_EPHEMERAL: 2, PRIVATE: 4, NO_PRIVATE: 8 } as const;
 
@@ -42,12 +45,17 @@ export class VirtConnection {
   static async open(uri: string | undefined, o: OpenOptions = {}): Promise<VirtConnection> {
     const env = o.env ?? process.env;
     const euid = o.euid ?? process.geteuid?.() ?? 0;
-    const r = resolve(uri ?? defaultUri(env, euid), { readonly: !!o.readonly, env, euid });
+    // An empty URI means the default, as in libvirt.
+    const text = uri || defaultUri(env, euid);
+    const r = resolve(text, { readonly: !!o.readonly, env, euid });
     if (r.autostart && r.socket) await autostart(r.autostart, r.socket, env);
     const conn = new Connection(r.target);
     try {
-      const reply = await conn.unary<object, { uri?: string; type?: string }>(ConnectService, 'Open', { uri: r.name });
-      return new VirtConnection(conn, reply.uri ?? r.name, reply.type ?? '');
+      const reply = await conn.unary<object, { uri?: string; type?: string }>(ConnectService, 'Open',
+        { uri: r.name, flags: o.readonly ? CONNECT_RO : 0 });
+      // A remote connection is known by the URI the client used, as libvirt's remote driver reports it.
+      const remote = !!text && /^[^:]+\+(tls|tcp):/.test(text);
+      return new VirtConnection(conn, remote ? text : reply.uri ?? r.name, reply.type ?? '');
     } catch (e) {
       conn.close();
       throw e;
@@ -62,7 +70,10 @@ export class VirtConnection {
   async hvVersion(): Promise<number> { return Number((await this.call<{ version?: number }>(ConnectService, 'GetVersion')).version ?? 0); }
   async libVersion(): Promise<number> { return Number((await this.call<{ version?: number }>(ConnectService, 'GetLibVersion')).version ?? 0); }
   async hostname(): Promise<string> { return (await this.call<{ hostname?: string }>(ConnectService, 'GetHostname')).hostname ?? ''; }
-  async getUri(): Promise<string> { return (await this.call<{ uri?: string }>(ConnectService, 'GetURI')).uri ?? ''; }
+  async getUri(): Promise<string> {
+    const daemon = (await this.call<{ uri?: string }>(ConnectService, 'GetURI')).uri ?? '';
+    return this.uri.includes('+') ? this.uri : daemon;
+  }
   async capabilities(): Promise<string> { return (await this.call<{ xml?: string }>(ConnectService, 'GetCapabilities')).xml ?? ''; }
   async isAlive(): Promise<boolean> { return !!(await this.call<{ value?: boolean }>(ConnectService, 'IsAlive')).value; }
   async isSecure(): Promise<boolean> { return !!(await this.call<{ value?: boolean }>(ConnectService, 'IsSecure')).value; }

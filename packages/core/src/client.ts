@@ -38,7 +38,8 @@ export class Client {
   readonly id: number;
   readonly serverName: string;
   readonly transport: Transport;
-  readonly readonly: boolean;
+  /** Set by the socket role, or later by the client itself (Open with the read-only flag). */
+  private ro: boolean;
   /** Connect time, seconds since the epoch. */
   readonly connectTime: number;
   readonly identity: ClientIdentity;
@@ -57,7 +58,7 @@ export class Client {
     this.id = init.id;
     this.serverName = init.serverName;
     this.transport = init.transport;
-    this.readonly = init.readonly;
+    this.ro = init.readonly;
     this.identity = init.identity;
     this.socket = init.socket;
     this.connectTime = init.connectTime ?? Math.floor(Date.now() / 1000);
@@ -65,6 +66,15 @@ export class Client {
     Object.defineProperty(init.socket, 'remoteAddress', { value: this.token, configurable: true });
     Object.defineProperty(init.socket, 'remotePort', { value: undefined, configurable: true });
     byToken.set(this.token, this);
+  }
+
+  get readonly(): boolean {
+    return this.ro;
+  }
+
+  /** A client may give up write access for the rest of its connection, never regain it. */
+  restrictToReadOnly(): void {
+    this.ro = true;
   }
 
   get isLocal(): boolean {

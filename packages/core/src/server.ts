@@ -20,6 +20,9 @@ import type { TlsEndpoint } from './tls.js';
 
 export type Role = 'rw' | 'ro' | 'admin';
 
+const readOnlyDenied = (info: MethodInfo): VirtError =>
+  new VirtError('OPERATION_DENIED', 'RPC', `read only access prevents ${info.api ?? `${info.service}.${info.method}`}`);
+
 /** libvirt's limit on one RPC message, payload and framing included. */
 export const MESSAGE_MAX_BYTES = 32 * 1024 * 1024;
 
@@ -329,9 +332,7 @@ export class Server extends EventEmitter<ServerEvents> {
       const info = program.methods[def.path];
       const handler = program.handlers[name];
       if (!info || !handler) continue;
-      const denied = role === 'ro' && info.access !== 'read'
-        ? new VirtError('OPERATION_DENIED', 'RPC', `read only access prevents ${info.api ?? `${info.service}.${info.method}`}`)
-        : undefined;
+      const denied = role === 'ro' && info.access !== 'read' ? readOnlyDenied(info) : undefined;
       impl[name] = def.responseStream || def.requestStream
         ? this.streamHandler(info, handler as (ctx: CallContext) => unknown, denied)
         : this.unaryHandler(info, handler as (ctx: CallContext) => unknown, denied);
@@ -342,6 +343,9 @@ export class Server extends EventEmitter<ServerEvents> {
   private context(call: SurfaceCall, info: MethodInfo): CallContext | VirtError {
     const client = clientForPeer(call.getPeer());
     if (!client) return new VirtError('INTERNAL_ERROR', 'RPC', 'call on a connection the server does not know');
+    // A client that opened read-only (libvirt's VIR_CONNECT_RO) on a full
+    // socket gets the read-only socket's answer.
+    if (client.readonly && info.access !== 'read') return readOnlyDenied(info);
     const ac = new AbortController();
     (call as NodeJS.EventEmitter).on('cancelled', () => ac.abort());
     return { request: 'request' in call ? call.request : undefined, client, method: info, call, signal: ac.signal };

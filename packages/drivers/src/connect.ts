@@ -21,7 +21,7 @@ export function connectProgram(registry: DriverRegistry, mode: () => 'system' | 
     methods: ConnectMethods,
     handlers: {
       Open: ({ request, client }: Ctx<ConnectMessages.virtd.connect.v1.IOpenRequest>) => {
-        const c = registry.open(client, request.uri ?? '', mode());
+        const c = registry.open(client, request.uri ?? '', mode(), request.flags ?? 0);
         return { uri: c.uri, type: c.driver.typeName, readonly: c.readonly };
       },
       Close: ({ client }: Ctx) => { registry.close(client); return {}; },

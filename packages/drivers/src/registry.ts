@@ -13,6 +13,8 @@ export interface OpenConnection {
 }
 
 const CONNECTION = Symbol('virtd.connection');
+/** libvirt's VIR_CONNECT_RO. */
+export const CONNECT_RO = 1;
 
 export class DriverRegistry {
   readonly drivers: readonly Driver[];
@@ -26,7 +28,7 @@ export class DriverRegistry {
   }
 
   /** Opens (binds) the client's connection; returns what was opened. */
-  open(client: Client, uriText: string, mode: 'system' | 'session'): OpenConnection {
+  open(client: Client, uriText: string, mode: 'system' | 'session', flags = 0): OpenConnection {
     if (client.data.has(CONNECTION)) {
       throw new VirtError('OPERATION_INVALID', 'REMOTE', 'connection already open');
     }
@@ -36,6 +38,7 @@ export class DriverRegistry {
     // A driver without an instance in this mode was never initialised here.
     if (!driver.modes.includes(mode)) throw new VirtError('INTERNAL_ERROR', 'NONE', `${driver.name} state driver is not active`);
     driver.checkOpen(uri);
+    if (flags & CONNECT_RO) client.restrictToReadOnly();
     const conn: OpenConnection = { driver, uri: canonicalUri(uri), readonly: client.readonly };
     client.data.set(CONNECTION, conn);
     return conn;

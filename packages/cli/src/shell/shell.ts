@@ -13,6 +13,8 @@ export interface GlobalOptions {
 
 export interface Output {
   print(text: string): void;
+  /** Bytes as they are (secret values printed --plain). */
+  printBytes(bytes: Buffer): void;
   error(line: string): void;
 }
 
@@ -33,6 +35,7 @@ export interface ShellSpec<Ctx> {
 
 const stdout: Output = {
   print: (t) => void process.stdout.write(t),
+  printBytes: (b) => void process.stdout.write(b),
   error: (l) => void process.stderr.write(`error: ${l}\n`),
 };
 
@@ -145,7 +148,13 @@ async function runOne<Ctx>(spec: ShellSpec<Ctx>, ctx: Ctx, words: readonly strin
   if (!name) return true;
   if (name === 'help') {
     const which = args[0] ? findCommand(spec, args[0]) : undefined;
-    if (args[0] && !which) { out.error(`command or command group '${args[0]}' doesn't exist`); return false; }
+    // A group keyword lists that group's commands, as virsh's help does.
+    const group = args[0] && !which ? spec.commands.filter((c) => c.group.includes(`help keyword '${args[0]}'`)) : [];
+    if (args[0] && !which && !group.length) { out.error(`command or command group '${args[0]}' doesn't exist`); return false; }
+    if (group.length) {
+      out.print(` ${group[0]!.group}\n${group.map((c) => `    ${c.name.padEnd(30)} ${c.help}\n`).join('')}\n`);
+      return true;
+    }
     out.print(which ? commandHelp(which) : usage(spec));
     return true;
   }

@@ -154,7 +154,10 @@ export const commands: readonly Cmd[] = [
     run: async (ctx, o) => {
       let value: Buffer;
       if (o.file !== undefined) {
-        const raw = fs.readFileSync(str(o, 'file'));
+        let raw: Buffer;
+        try { raw = fs.readFileSync(str(o, 'file')); } catch (e) {
+          throw new CommandError(`Failed to read secret value from '${str(o, 'file')}'`, (e as Error).message);
+        }
         value = o.plain ? raw : Buffer.from(raw.toString('utf8').trim(), 'base64');
       } else if (o.base64 !== undefined) {
         ctx.out.error('Passing secret value as command-line argument is insecure!');
@@ -177,7 +180,8 @@ export const commands: readonly Cmd[] = [
       const uuid = str(o, 'secret');
       const s = await guarded(`failed to get secret '${uuid}'`, () => c.secretLookup(uuid));
       const v = await c.secretGetValue(s.uuid);
-      ctx.out.print(o.plain ? v.toString('latin1') : `${v.toString('base64')}\n`);
+      if (o.plain) ctx.out.printBytes(v);
+      else ctx.out.print(`${v.toString('base64')}\n`);
     },
   },
   {
