@@ -1,6 +1,7 @@
 // Installs virtd-node on this host (or into a staging --destdir):
 //   PREFIX/sbin/<daemon>, PREFIX/bin/{vsh,vadmin}   launchers into this checkout
 //   UNITDIR/*.service, *.socket                      units, ExecStart= pointing at PREFIX/sbin
+//                                                    (default PREFIX/lib/systemd/system)
 //   SYSCONFDIR/libvirt/<daemon>.conf                 default configs, never overwriting
 //   SYSCONFDIR/{default|sysconfig}/<daemon>         env files, never overwriting
 //   PREFIX/share/doc/virtd-node/*.md                 the manual pages
@@ -9,7 +10,7 @@
 // --uninstall removes exactly what the manifest lists; a config or env file
 // the administrator has changed since is kept and reported.
 //
-//   node scripts/dist/install.js [--prefix=/usr/local] [--destdir=DIR] [--unitdir=DIR]
+//   node scripts/dist/install.js [--prefix=/usr/local] [--destdir=DIR] [--unitdir=PREFIX/lib/systemd/system]
 //        [--sysconfdir=/etc] [--envdir=default|sysconfig] [--no-reload] [--uninstall]
 import fs from 'node:fs';
 import path from 'node:path';
@@ -59,7 +60,10 @@ export function parseArgs(argv: readonly string[]): { opts: InstallOptions; unin
     opts: {
       prefix,
       destdir: get('destdir') ? path.resolve(get('destdir')!) : '',
-      unitdir: path.resolve(get('unitdir') ?? '/etc/systemd/system'),
+      // Vendor units go where systemd looks for them below the prefix
+      // (/usr/local/lib/systemd/system), so administrators can still mask
+      // them or add drop-ins under /etc/systemd/system.
+      unitdir: path.resolve(get('unitdir') ?? path.join(prefix === '/usr' ? '/' : prefix, 'lib', 'systemd', 'system')),
       sysconfdir: path.resolve(get('sysconfdir') ?? '/etc'),
       envdir,
       reload: !argv.includes('--no-reload'),

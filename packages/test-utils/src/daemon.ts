@@ -15,8 +15,16 @@ const repo = path.resolve(__dirname, '../../../..');
 export const binPath = (name: string): string => path.join(repo, 'node_modules', '.bin', name);
 export const repoRoot = repo;
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
+const live = new Set<ChildProcess & { daemonPid?: number }>();
+const killAll = (): void => {
+  for (const p of live) {
+    try { if (p.daemonPid) process.kill(p.daemonPid, 'SIGKILL'); } catch { /* gone */ }
+    try { p.kill('SIGKILL'); } catch { /* gone */ }
+  }
+};
+process.on('exit', killAll);
+// tap ends a test that ran out of time with SIGALRM; leave no daemon behind.
+process.on('SIGALRM', killAll);
 
 export interface DaemonOptions {
   readonly name: string;
@@ -85,7 +93,10 @@ export class DaemonHandle {
   private parseMarkers(): void {
     if (!this.pid) {
       const m = /^PID (\d+)$/m.exec(this.stdout);
-      if (m) this.pid = Number(m[1]);
+      if (m) {
+        this.pid = Number(m[1]);
+        (this.proc as ChildProcess & { daemonPid?: number }).daemonPid = this.pid;
+      }
     }
   }
 

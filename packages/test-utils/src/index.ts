@@ -7,3 +7,4 @@ export { makePki, type Pki, type KeyPair } from './pki.js';
 export { connectUnix, tlsTarget, tcpTarget, rawCall, type RawResult } from './grpc.js';
 /** A script that health-checks a socket and prints the outcome as JSON (run it as another user). */
 export const probeScript = require.resolve('./probe.js');
+export { SystemdNamespace, type SystemdOptions } from './systemd.js';
