@@ -2,7 +2,6 @@
 // never while one is connected (admin clients count), and not while
 // something inhibits shutdown.
 import t from 'tap';
-import path from 'node:path';
 import { HealthService } from '@virtd/protocol/health';
 import { Connection, unixTarget, AdminClient } from '@virtd/client';
 import { startDaemon, isRoot, sleep, ensureUser, runtimeDirFor, userEnv } from '@virtd/test-utils';
@@ -29,12 +28,10 @@ if (!isRoot()) {
   t.test('an admin client keeps the daemon alive too', async (t) => {
     const user = ensureUser('virttest');
     const xdg = runtimeDirFor(user);
-    const h = startDaemon({ name: 'virtsecretd', mode: 'session', user, env: userEnv(user, xdg), args: ['-t', '1'] });
-    t.teardown(() => h.kill());
-    const adminSock = path.join(xdg, 'libvirt', 'virtsecretd-admin-sock');
-    await h.socketReady(adminSock);
     // The test runs as root; session sockets serve only their owner, so a
-    // client process runs as the user and holds the admin connection.
+    // client process runs as the user and holds the admin connection. It
+    // starts first and retries, so its own start-up time (seconds on a busy
+    // machine) cannot outlast the daemon's timeout.
     const { spawn } = await import('node:child_process');
     const holder = spawn(process.execPath, ['-e', `
       const { AdminClient } = require(${JSON.stringify(require.resolve('@virtd/client'))});
@@ -45,12 +42,14 @@ if (!isRoot()) {
       process.stdin.on('data', () => { a.close(); });
     `], { uid: user.uid, gid: user.gid, env: userEnv(user, xdg), stdio: ['pipe', 'pipe', 'inherit'] });
     t.teardown(() => holder.kill());
+    const h = startDaemon({ name: 'virtsecretd', mode: 'session', user, env: userEnv(user, xdg), args: ['-t', '2'] });
+    t.teardown(() => h.kill());
     await new Promise((resolve, reject) => {
       holder.stdout.once('data', resolve);
       holder.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
       void h.exited.then(() => reject(new Error(`daemon exited early:\n${h.output}`)));
     });
-    await sleep(2500);
+    await sleep(3500);
     t.equal(h.proc.exitCode, null, 'an admin connection counts as a client');
     holder.stdin.write('close\n');
     t.same(await h.exited, { code: 0, signal: null }, 'exits once it is gone');

@@ -26,6 +26,8 @@ export function run(cmd: string, args: readonly string[], o: RunOptions = {}): P
     p.on('error', reject);
     const t = setTimeout(() => p.kill('SIGKILL'), o.timeoutMs ?? 60_000);
     p.on('close', (code, signal) => { clearTimeout(t); resolve({ code, signal, stdout, stderr }); });
+    // A child may exit without reading its input; that is not our failure.
+    p.stdin.on('error', () => undefined);
     p.stdin.end(o.input ?? '');
   });
 }
