@@ -6,7 +6,7 @@ import type * as KoffiModule from 'koffi' with { 'resolution-mode': 'import' };
 type Koffi = typeof KoffiModule.default;
 let koffiModule: Koffi | undefined;
 /** koffi itself, loaded on first use (it costs ~10 ms at start-up). */
-function kf(): Koffi {
+export function kf(): Koffi {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (koffiModule ??= require('koffi') as Koffi);
 }
@@ -78,6 +78,10 @@ interface Bound {
   shutdown: KoffiFunction;
   write: KoffiFunction;
   read: KoffiFunction;
+  sigprocmask: KoffiFunction;
+  sigemptyset: KoffiFunction;
+  sigaddset: KoffiFunction;
+  sigismember: KoffiFunction;
 }
 
 let cache: Bound | undefined;
@@ -115,8 +119,16 @@ export function bound(): Bound {
     shutdown: lc.func('int shutdown(int fd, int how)'),
     write: lc.func('intptr_t write(int fd, const void *buf, size_t len)'),
     read: lc.func('intptr_t read(int fd, _Out_ void *buf, size_t len)'),
+    // sigset_t is passed as a Buffer (see signals.ts); koffi hands its memory over in place.
+    sigprocmask: lc.func('int sigprocmask(int how, const void *set, void *oldset)'),
+    sigemptyset: lc.func('int sigemptyset(void *set)'),
+    sigaddset: lc.func('int sigaddset(void *set, int sig)'),
+    sigismember: lc.func('int sigismember(const void *set, int sig)'),
   };
   return cache;
 }
 
 export const address = (buf: Buffer): bigint => kf().address(buf);
+
+/** Opens a shared object of our own (RTLD_NOW | RTLD_LOCAL); returns the loaded copy if it is already mapped. */
+export const loadLibrary = (path: string): KoffiModule.LibraryHandle => kf().load(path);

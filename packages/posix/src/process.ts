@@ -29,6 +29,18 @@ export function reapChildren(): Reaped[] {
   }
 }
 
+/**
+ * Reaps one child if it has exited: its status, 'running', or 'unknown'
+ * when it is not (or no longer) our child.
+ */
+export function reapPid(pid: number): Reaped | 'running' | 'unknown' {
+  const status = [0];
+  const r = bound().waitpid(pid, status, WNOHANG) as number;
+  if (r === pid) return { pid, status: status[0]! };
+  if (r === 0) return 'running';
+  return 'unknown';
+}
+
 export const RLIMIT_NOFILE = 7;
 
 export interface Rlimit { cur: number; max: number }

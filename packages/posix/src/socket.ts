@@ -2,7 +2,8 @@
 // (so accepting can pause without closing them), and fd passing with
 // SCM_RIGHTS, which a libuv-read socket would silently drop.
 import fs from 'node:fs';
-import { bound, check, address, errno, ERRNO, PosixError } from './libc.js';
+import type * as KoffiModule from 'koffi' with { 'resolution-mode': 'import' };
+import { bound, check, address, errno, kf, ERRNO, PosixError } from './libc.js';
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -175,4 +176,17 @@ export function connectUnixDatagram(path: string): number {
 /** One datagram on a connected socket; false when it would block or failed. */
 export function sendDatagram(fd: number, data: Buffer): boolean {
   return Number(bound().write(fd, data, data.length)) === data.length;
+}
+
+let socketpairFn: ReturnType<KoffiModule.LibraryHandle['func']> | undefined;
+
+/**
+ * socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected stream
+ * sockets, e.g. one for gRPC to own and one for a relay in front of it.
+ */
+export function socketPair(): [number, number] {
+  socketpairFn ??= kf().load('libc.so.6').func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)');
+  const fds = [-1, -1];
+  check('socketpair', socketpairFn(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  return [fds[0]!, fds[1]!];
 }
