@@ -16,6 +16,8 @@ PACKAGES=(
   procps
   libvirt-clients         # real virsh/virt-admin, to compare against
   libvirt-daemon          # real libvirtd/virtlogd/virtlockd binaries (no units enabled)
+  gcc                     # builds core's signal shim (LD_PRELOADed across re-exec; npm run build)
+  libc6-dev               # its headers (signal.h, dlfcn.h)
 )
 
 if [ "$(id -u)" -eq 0 ]; then
