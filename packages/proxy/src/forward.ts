@@ -15,8 +15,12 @@ import { Connection, unixTarget, autostart, socketDir } from '@virtd/client';
 import type { CallContext, Program, Client, DaemonRuntime } from '@virtd/core';
 import type { MethodInfo } from '@virtd/protocol';
 
-/** Served by virtproxyd itself, never forwarded. */
-const LOCAL_SERVICES = new Set(['virtd.admin.v1.Admin', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection']);
+// Served by virtproxyd itself, never forwarded. virtlogd's and virtlockd's
+// programs are not hypervisor APIs: libvirt's proxy never carries them either.
+const LOCAL_SERVICES = new Set([
+  'virtd.admin.v1.Admin', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection',
+  'virtd.logd.v1.LogManager', 'virtd.lockd.v1.LockSpace',
+]);
 const OPEN_PATH = ConnectService.Open.path;
 const CLOSE_PATH = ConnectService.Close.path;
 
