@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '**/generated/**', '.tap/**', 'bench/results/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', '**/generated/**', '.tap/**', '.cache/**', 'bench/results/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -214,6 +214,10 @@ function filesTable(d: VirtdDescriptor, host: HostContext): string {
   rows.push([c(paths.pidFile), 'pid file, locked while the daemon runs', octal(PID_FILE_MODE)],
     [c(paths.runDir), 'run directory, created at start', octal(RUN_DIR_MODE[paths.mode])],
     [c(paths.logFile), 'log file with `--daemon` when the journal is not reachable', '']);
+  if (d.execRestart) {
+    rows.push([c(paths.restartStateFile), 'state handed from one image to the next at a `SIGUSR1` re-exec; read and '
+      + 'removed at once by the new image', '0700']);
+  }
   return table(['Path', 'What', 'Mode'], rows);
 }
 
@@ -244,9 +248,20 @@ function signalsSection(d: VirtdDescriptor): string {
       ? 'Reload the drivers\' state (not the configuration file, which is read only at start). Ignored, with a '
         + 'warning, until the drivers have finished initialising and while a reload is still running.'
       : `Logged and ignored, so the guests' ${d.family === 'logd' ? 'log files stay open' : 'locks stay held'} `
-        + '(libvirt\'s own daemon of this name has no handler and dies of it).'],
+        + '(libvirt\'s own daemon of this name has no handler and dies of it). To apply a changed configuration file, '
+        + 'send `SIGUSR1`.'],
     ['`SIGUSR1`', d.execRestart
-      ? 'Logged and ignored for now: reserved for in-place re-exec (virtlogd, virtlockd).'
+      ? 'Re-execute in place: stop accepting, let calls in flight finish'
+        + (d.family === 'logd' ? ' and write out what the log pipes already delivered' : '')
+        + ', write the state file (see FILES), and execute the same command line as the same process. Every '
+        + 'listening socket, client connection'
+        + (d.family === 'logd' ? ', log pipe (unread data stays in the pipe)' : ', held lock (the files stay open and locked)')
+        + ' is kept; clients notice nothing and their next call works. The new image reads the configuration '
+        + 'file again' + (d.family === 'logd' ? ' (new `max_size`/`max_backups` apply to the reopened files)' : '')
+        + '. `SIGUSR1` and `SIGHUP` arriving while the new image starts are caught (a preloaded shim holds them): '
+        + 'one more re-exec honours the first; `SIGHUP` is logged and ignored. Under systemd the daemon reports '
+        + '`RELOADING=1` before and `READY=1` after; `systemctl reload` sends `SIGUSR1`. If calls do not finish within '
+        + '30 s, the re-exec is abandoned and the daemon carries on as it was.'
       : 'Logged and ignored.'],
     ['`SIGUSR2`', 'Logged and ignored.'],
     ['`SIGPIPE`', 'Ignored: a client that goes away only closes its own connection.'],
@@ -270,7 +285,10 @@ function exitSection(d: VirtdDescriptor): string {
       ...(d.listenFlag ? ['`--listen` under socket activation'] : []),
     ], 'or')}.`],
   ];
-  if (d.execRestart) rows.push([EXIT.REEXEC, 'Reserved for a failed in-place re-exec on `SIGUSR1`, not implemented yet.']);
+  if (d.execRestart) {
+    rows[rows.findIndex(([code]) => code === EXIT.INIT)]![1] += ' After a `SIGUSR1` re-exec: a state file that cannot be read or is '
+      + 'not valid (a state file of another process is ignored instead).';
+  }
   if (d.family === 'remote' && (d.drivers.length > 0 || !d.sessionSupported)) {
     const causes = [
       ...(d.drivers.length ? ['a driver failed to initialise'] : []),
@@ -297,7 +315,7 @@ function environmentSection(d: VirtdDescriptor): string {
       + 'falls back to the cache directory. A session instance fails to start (status 1) when one of them is unset and so is `HOME`. Ignored in system mode.',
     '`NOTIFY_SOCKET`: set by systemd for `Type=notify` services. The daemon sends `READY=1` once every socket is '
       + 'bound or claimed and the drivers are initialised, `STATUS=` lines while it runs, `RELOADING=1` on '
-      + '`SIGHUP` and `STOPPING=1` when it stops.',
+      + `${d.execRestart ? '`SIGUSR1` (and `READY=1` from the new image)' : '`SIGHUP`'} and \`STOPPING=1\` when it stops.`,
     '`LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`: socket activation (see SYSTEMD). Honoured only when '
       + '`LISTEN_PID` is this process; then `LISTEN_FDNAMES` must name every socket passed. The three are removed '
       + 'from the environment once read, so child processes never see them.',
@@ -334,7 +352,7 @@ function systemdSection(d: VirtdDescriptor): string {
   blocks.push(`The service unit ${c(`${d.name}.service`)} runs ${c(`${d.name} $${envVarName(d.name)}`)}; `
     + (d.family === 'remote'
       ? '`systemctl reload` sends `SIGHUP`. '
-      : '')
+      : '`systemctl reload` sends `SIGUSR1`: the daemon re-executes in place (see SIGNALS). ')
     + 'A `--timeout` there lets an idle daemon exit, since systemd keeps its sockets and starts it again on the next connection.');
   return section('SYSTEMD', ...blocks);
 }
@@ -719,7 +737,7 @@ function vshShell(problems: string[]): Parameters<typeof runShell<VshContext>>[0
   const context = (g: GlobalOptions, o: Output): VshContext => {
     let uri = g.connect ?? defaultVirtUri(SYSTEM);
     return {
-      out: o, globals: g,
+      out: o, globals: g, helpers: {},
       conn: async () => fakeVirt(uri, problems),
       reconnect: (u) => { uri = u ?? defaultVirtUri(SYSTEM); },
       close: async () => {},
@@ -840,6 +858,35 @@ const VSH_VERBS: Record<string, VshVerbDoc> = {
       + 'passed ("event loop timed out"). Either way the count of events follows. `--timestamp` puts the local time '
       + 'of each event first.',
     examples: [['--event', 'lifecycle', '--timestamp'], ['--list']],
+  },
+  'vlock-register': {
+    text: 'Register a lock owner on vsh\'s connection to virtlockd (root\'s socket when run as root, else your own '
+      + 'session\'s; `--socket` names another). The connection stays open for the rest of the vsh session and holds '
+      + 'every lock acquired on it: run the lock verbs in one interactive vsh. `--pid` is the process the locks are '
+      + 'held for (default: vsh itself). When the connection closes, virtlockd releases the owner\'s locks and, if '
+      + 'the owner was the connecting process and held any, stops it (SIGTERM, then SIGKILL), as it does for a guest '
+      + 'whose hypervisor lost its disk locks.',
+    examples: [],
+  },
+  'vlock-acquire': {
+    text: 'Take a lock for the registered owner: exclusive, or `--shared` (joins other shared holders). Without '
+      + '`--lockspace` the resource is a full path in the default lock space; with it, a file name in that directory. '
+      + '`--autocreate` creates a missing resource file and removes it again when the last holder releases it. Fails with '
+      + '"Lockspace resource \'NAME\' is locked" when another owner holds it.',
+    examples: [],
+  },
+  'vlock-release': {
+    text: 'Release a lock the registered owner holds.',
+    examples: [],
+  },
+  'vlock-list': {
+    text: 'List every resource virtlockd holds, with its lock space (`(default)` for full paths), mode and owner pids. '
+      + 'Any connection may list, so an administrator sees who holds what without registering.',
+    examples: [],
+  },
+  'log-list': {
+    text: 'List the log files virtlogd has open (one per guest pipe): path, driver, domain and the live file\'s size.',
+    examples: [],
   },
 };
 

@@ -10,3 +10,8 @@ export { autostart, findDaemon, canConnect, AUTOSTART_TIMEOUT_SECONDS } from './
 export {
   VirtConnection, USAGE_TYPES, SECRET_LIST, CONNECT_RO, type UsageType, type SecretRef, type NodeInfo, type SecretEventInfo, type OpenOptions,
 } from './virt.js';
+export { receiveFds } from './fd-handoff.js';
+export {
+  LogManagerClient, LockClient, helperSocket, LOCK_ACQUIRE,
+  type Domain, type LogFilePosition, type OpenLogFile, type LockOwner, type HeldResource,
+} from './helpers.js';

@@ -43,6 +43,11 @@ export class AutoShutdown {
     };
   }
 
+  /** Runs again after stop() (a re-exec that did not happen). */
+  restart(): void {
+    this.rearm();
+  }
+
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;

@@ -45,6 +45,8 @@ export class Client {
   readonly identity: ClientIdentity;
   /** The transport socket (the TLSSocket for TLS). */
   readonly socket: net.Socket;
+  /** The socket gRPC reads: the transport itself, or a relay's inner end. */
+  readonly grpcSocket: net.Socket;
   /** What getPeer() returns for calls on this connection. */
   readonly token: string;
   /** Per-connection state of programs (e.g. the driver a Connect opened). */
@@ -53,7 +55,7 @@ export class Client {
 
   constructor(init: {
     id: number; serverName: string; transport: Transport; readonly: boolean;
-    identity: ClientIdentity; socket: net.Socket; connectTime?: number;
+    identity: ClientIdentity; socket: net.Socket; grpcSocket?: net.Socket; connectTime?: number;
   }) {
     this.id = init.id;
     this.serverName = init.serverName;
@@ -61,10 +63,11 @@ export class Client {
     this.ro = init.readonly;
     this.identity = init.identity;
     this.socket = init.socket;
+    this.grpcSocket = init.grpcSocket ?? init.socket;
     this.connectTime = init.connectTime ?? Math.floor(Date.now() / 1000);
     this.token = `${TOKEN_PREFIX}${init.serverName}:${init.id}`;
-    Object.defineProperty(init.socket, 'remoteAddress', { value: this.token, configurable: true });
-    Object.defineProperty(init.socket, 'remotePort', { value: undefined, configurable: true });
+    Object.defineProperty(this.grpcSocket, 'remoteAddress', { value: this.token, configurable: true });
+    Object.defineProperty(this.grpcSocket, 'remotePort', { value: undefined, configurable: true });
     byToken.set(this.token, this);
   }
 
@@ -91,10 +94,20 @@ export class Client {
     this.socket.destroy();
   }
 
+  /** Runs `fn` once the connection is gone (virtlockd releases the owner's locks). */
+  onClose(fn: () => void): void {
+    if (this.closed) queueMicrotask(fn);
+    else this.closeHandlers.push(fn);
+  }
+
+  private closeHandlers: (() => void)[] = [];
+
   /** Called by the server once the socket is gone. */
   forget(): void {
+    if (this.closed) return;
     this.closed = true;
     byToken.delete(this.token);
+    for (const fn of this.closeHandlers.splice(0)) fn();
   }
 
   /** libvirt's client-info parameters, as the transport provides them. */

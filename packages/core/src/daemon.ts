@@ -11,7 +11,7 @@ import {
 import { VirtError } from '@virtd/errors';
 import type { Logger } from 'pino';
 import type { Notifier } from 'node-systemd-socket';
-import { takeOverSignals, type CaughtSignal } from './early-signals.js';
+import { takeOverSignals, earlySignalCounts, earlyInspectorUrl, type CaughtSignal } from './early-signals.js';
 import { parseCommandLine, usage, UsageError, type CommandLine } from './cli.js';
 import { daemonPaths, socketPaths, defaultTlsFiles, type HostContext, type DaemonPaths, type SocketPaths } from './paths.js';
 import { ensureRunDir } from './rundir.js';
@@ -31,6 +31,8 @@ import type { HealthState } from './rpc/health.js';
 import type { DaemonDescriptor, DaemonModule } from './descriptor.js';
 import type { DaemonRuntime } from './runtime.js';
 import type { Program } from './program.js';
+import type { FdHandoff } from './fd-handoff.js';
+import type { DaemonState } from './exec-state.js';
 
 type Serving = typeof import('./serving.js');
 let servingModule: Serving | undefined;
@@ -65,6 +67,10 @@ class Daemon {
   private reloading = false;
   private quitting: Promise<number> | undefined;
   private quitRequested: string | undefined;
+  private fdHandoffInstance: FdHandoff | undefined;
+  private paths: DaemonPaths | undefined;
+  /** A re-exec is under way (SIGUSR1s meanwhile are one and the same request). */
+  private reexecing = false;
   private resolveRun: ((code: number) => void) | undefined;
 
   private get notifier(): Notifier {
@@ -129,7 +135,10 @@ class Daemon {
     log.info(`${d.name} ${VERSION} (${PRODUCT}) starting in ${paths.mode} mode`);
 
     const sockets = socketPaths(d, paths, settings.unix.dir);
-    if (daemonize) return this.daemonizeParent(cli);
+    this.paths = paths;
+    // A re-exec'd image finds its state before it daemonizes or touches a socket.
+    const restored = d.execRestart ? await stage('init', () => this.takeState(paths)) : undefined;
+    if (daemonize && !restored) return this.daemonizeParent(cli);
     if (!d.sessionSupported && paths.mode === 'session') {
       throw new StartupError('driver', new VirtError('OPERATION_INVALID', 'NONE',
         `${d.name} supports only system mode (run it as root); its driver has no per-user instance`));
@@ -152,7 +161,8 @@ class Daemon {
       this.createServers(rt, settings, module.programs);
     });
 
-    await stage('network', () => this.openSockets(settings, sockets, cli));
+    if (restored) await stage('init', () => this.restore(restored));
+    else await stage('network', () => this.openSockets(settings, sockets, cli));
     this.checkQuit();
 
     // Driver initialisation holds auto-shutdown off; clients wait in the
@@ -167,16 +177,21 @@ class Daemon {
       }
     }
     this.driversReady = true;
+    if (restored) this.reportEarlySignals();
     if (cli.timeout) this.autoShutdown.setTimeout(cli.timeout);
     for (const s of this.servers.values()) s.start();
     this.autoShutdown.setClientCount(this.totalClients());
 
     const where = [...this.servers.values()].flatMap((s) => s.boundListeners().map((l) => `${l.role}:${l.listener.address}`));
-    log.info({ sockets: where }, 'ready');
+    log.info({ sockets: where, ...(restored ? { clients: this.totalClients() } : {}) }, restored ? 'ready again after re-exec' : 'ready');
     this.notifier.ready(this.statusLine());
     this.daemonChild?.report(EXIT.OK);
     this.checkQuit();
-    return new Promise<number>((resolve) => { this.resolveRun = resolve; });
+    return new Promise<number>((resolve) => {
+      this.resolveRun = resolve;
+      // A SIGUSR1 that came while we started is honoured now.
+      if (this.pendingReexec) queueMicrotask(() => { this.pendingReexec = false; this.reexec(); });
+    });
   }
 
   private usageText(paths: DaemonPaths): string {
@@ -250,6 +265,7 @@ class Daemon {
       autoShutdown: this.autoShutdown!,
       config,
       log: (m) => logs.get(m),
+      fdHandoff: () => (this.fdHandoffInstance ??= new (serving().FdHandoff)(logs.get('rpc.fdhandoff'))),
     };
   }
 
@@ -334,9 +350,87 @@ class Daemon {
     for (const a of added) {
       if (!a.listeners.length) continue;
       a.srv.addService(a.role, a.listeners, {
+        ...this.serviceOptions(a.srv, a.role),
         ...(a.tls ? { tls: a.tls } : {}),
         ...(a.uid !== undefined ? { requiredUid: a.uid } : {}),
       });
+    }
+  }
+
+  /** What a service gets besides its listeners: fd hand-over on the main read-write socket. */
+  private serviceOptions(srv: Server, role: Role): { fdHandoff?: FdHandoff } {
+    const h = this.fdHandoffInstance;
+    return h && srv.name === this.d.name && role === 'rw' ? { fdHandoff: h } : {};
+  }
+
+  // ---- re-exec (SIGUSR1: virtlogd, virtlockd) -------------------------------
+
+  /** Reads and unlinks our state file, if the previous image left one. */
+  private takeState(paths: DaemonPaths): DaemonState | undefined {
+    const r = serving().takeStateFile(paths.restartStateFile, process.pid);
+    if (r.kind === 'foreign') {
+      this.log?.warn(`ignoring re-exec state file ${paths.restartStateFile}: it belongs to pid ${r.magic}, not us`);
+      return undefined;
+    }
+    return r.kind === 'ours' ? r.state : undefined;
+  }
+
+  private async restore(state: DaemonState): Promise<void> {
+    const { restoreAll, reapInherited } = serving();
+    await restoreAll(this.reexecParts(), state, (srv, role) => this.serviceOptions(srv, role));
+    if (state.children?.length) reapInherited(state.children, this.log!);
+    this.log?.info({ clients: this.totalClients() }, 're-executed in place');
+  }
+
+  private reexecParts(): { servers: Map<string, Server>; module: DaemonModule; handoff: FdHandoff | undefined } {
+    return { servers: this.servers, module: this.module ?? { programs: [] }, handoff: this.fdHandoffInstance };
+  }
+
+  /** SIGUSR1: quiesce, write the state, exec ourselves; on any failure carry on serving. */
+  private reexec(): void {
+    const log = this.log;
+    if (!this.resolveRun || this.quitting) {
+      // Still starting (or stopping): nothing to carry over safely yet.
+      if (!this.resolveRun) this.pendingReexec = true;
+      return;
+    }
+    if (this.reexecing) return;
+    this.reexecing = true;
+    const S = serving();
+    const parts = this.reexecParts();
+    log?.info('re-executing in place on SIGUSR1');
+    this.notifier.reloading();
+    this.autoShutdown?.stop();
+    void S.quiesceAll(parts).then(() => {
+      const { state, fds } = S.buildState(parts, process.pid);
+      S.writeStateFile(this.paths!.restartStateFile, state);
+      // Log writes are synchronous (files, pipes, datagrams): nothing to flush.
+      log?.debug({ fds: fds.length }, 'state written; exec');
+      S.execSelf({ keepFds: fds, env: this.env });
+    }).catch((e: unknown) => {
+      // Before the exec nothing is lost: carry on as we were.
+      log?.error({ err: e }, 're-exec failed; carrying on without it');
+      try { fs.rmSync(this.paths!.restartStateFile, { force: true }); } catch { /* not written */ }
+      S.unquiesceAll(parts);
+      this.autoShutdown?.restart();
+      this.reexecing = false;
+      this.notifier.ready(this.statusLine());
+    });
+  }
+
+  private pendingReexec = false;
+
+  /** What arrived while the new image started, and an inspector that must go. */
+  private reportEarlySignals(): void {
+    const c = earlySignalCounts();
+    const seen = Object.entries(c.byShim).filter(([, n]) => n > 0).map(([sig, n]) => `${sig}×${n}`);
+    if (seen.length) this.log?.info(`signals during re-exec start-up: ${seen.join(', ')} (repeats of one signal count once)`);
+    if (c.shim === 'missed') this.log?.warn('the signal shim was not preloaded (LD_PRELOAD ignored?): start-up was unprotected');
+    const url = earlyInspectorUrl();
+    if (url) {
+      // Its socket is close-on-exec: one more re-exec closes it.
+      this.log?.warn(`a SIGUSR1 during start-up opened the inspector (${url}); re-executing to close it`);
+      this.pendingReexec = true;
     }
   }
 
@@ -352,9 +446,11 @@ class Daemon {
       case 'SIGHUP':
         this.reload();
         return;
+      case 'SIGUSR1':
+        if (this.d.execRestart) { this.reexec(); return; }
+        this.log?.info(`ignoring ${sig}`);
+        return;
       default:
-        // SIGUSR1 must never reach Node's default (the inspector); daemons
-        // that re-exec on it take it over in a later layer.
         this.log?.info(`ignoring ${sig}`);
     }
   }

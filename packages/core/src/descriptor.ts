@@ -3,6 +3,7 @@
 // our binaries are each one of these objects handed to runDaemon().
 import type { Program } from './program.js';
 import type { DaemonRuntime } from './runtime.js';
+import type { Client } from './client.js';
 
 /** What a daemon's drivers and programs bring, once loaded. */
 export interface DaemonModule {
@@ -17,6 +18,28 @@ export interface DaemonModule {
   reload?(): Promise<void>;
   /** Shutdown, after clients are gone: driver cleanup. */
   cleanup?(): Promise<void>;
+  /** What an in-place re-exec (SIGUSR1) needs from the module. */
+  readonly reexec?: ReexecHooks;
+}
+
+/**
+ * The module's half of a re-exec: the daemon quiesces its servers, the
+ * module its own work; then both write their state and name the fds to keep.
+ */
+export interface ReexecHooks {
+  /** Stops work so that nothing is half done (pipes read out and written). */
+  quiesce(): Promise<void>;
+  /** Carries on after a re-exec that did not happen. */
+  unquiesce(): void;
+  /** fds that must survive the exec (pipes, locked files). */
+  fds(): number[];
+  /** Top-level keys of the state file ("handler", "lockspaces", …). */
+  saveState(): Record<string, unknown>;
+  /** In the new image, before any client is restored. */
+  restoreState(state: Readonly<Record<string, unknown>>): Promise<void> | void;
+  /** A client's privateData (virtlockd's owner). */
+  clientData?(client: Client): Record<string, unknown>;
+  restoreClient?(client: Client, data: Readonly<Record<string, unknown>>): void;
 }
 
 export type DaemonFamily = 'remote' | 'logd' | 'lockd';

@@ -1,5 +1,6 @@
 export { runDaemon, SHUTDOWN_WATCHDOG_MS } from './daemon.js';
-export type { DaemonDescriptor, DaemonModule, DaemonFamily } from './descriptor.js';
+export type { DaemonDescriptor, DaemonModule, DaemonFamily, ReexecHooks } from './descriptor.js';
+export type { FdHandoff } from './fd-handoff.js';
 export type { DaemonRuntime } from './runtime.js';
 export type { Program, Handler, CallContext } from './program.js';
 export type { Client, ClientIdentity } from './client.js';
@@ -8,6 +9,7 @@ export { daemonPaths, socketPaths, defaultTlsFiles, modeOf, xdgConfigHome, xdgRu
 export { parseCommandLine, usage, UsageError, MAX_TIMEOUT_SECONDS, type CommandLine } from './cli.js';
 export { EXIT, StartupError, statusText, type Stage } from './stages.js';
 export { AutoShutdown } from './auto-shutdown.js';
+export { H2Relay, CLIENT_PREFACE, type RelayState } from './resumable.js';
 export { PidFile } from './pidfile.js';
 export { WorkerPool, type PoolLimits, type PoolParams } from './workers.js';
 export { toStatus, fromStatus, asVirtError, META_CODE, META_DOMAIN, META_LEVEL } from '@virtd/protocol/status';

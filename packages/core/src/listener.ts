@@ -7,8 +7,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import dns from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
-import { dupCloexec, closeFd, listenUnix, groupId } from '@virtd/posix';
+import { dupCloexec, closeFd, listenUnix, groupId, setCloexec } from '@virtd/posix';
 import { VirtError } from '@virtd/errors';
+import type { SockState } from './exec-state.js';
 
 export type Transport = 'unix' | 'tcp' | 'tls';
 
@@ -71,6 +72,26 @@ export class Listener extends EventEmitter<{ connection: [net.Socket]; error: [E
     if (!s) return;
     this.server = undefined;
     s.close();
+  }
+
+  /** The re-exec state of this socket: the fd stays open across the exec. */
+  toState(): SockState {
+    return {
+      fd: this.fd, errfd: -1, pid: 0, isClient: false, unlinkUNIX: this.unlinkPath !== undefined,
+      transport: this.transport, address: this.address, backlog: this.backlog, activated: this.activated,
+      ...(this.unlinkPath ? { path: this.unlinkPath } : {}),
+    };
+  }
+
+  /** The listener again, after the exec (its fd marked close-on-exec once more). */
+  static fromState(s: SockState): Listener {
+    setCloexec(s.fd, true);
+    const transport = s.transport ?? 'unix';
+    return new Listener({
+      fd: s.fd, transport, address: s.address ?? `fd ${s.fd}`, backlog: s.backlog ?? DEFAULT_BACKLOG,
+      activated: s.activated ?? false,
+      ...(s.unlinkUNIX && s.path ? { unlinkPath: s.path } : {}),
+    });
   }
 
   /** Stops for good: closes the socket and unlinks a path we created. */

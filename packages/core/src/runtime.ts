@@ -6,6 +6,7 @@ import type { DaemonPaths, HostContext } from './paths.js';
 import type { LogManager } from './logging/log.js';
 import type { Server } from './server.js';
 import type { AutoShutdown } from './auto-shutdown.js';
+import type { FdHandoff } from './fd-handoff.js';
 
 export interface DaemonRuntime {
   readonly descriptor: DaemonDescriptor;
@@ -18,4 +19,9 @@ export interface DaemonRuntime {
   /** The daemon's typed configuration (family-specific). */
   readonly config: unknown;
   log(module: string): Logger;
+  /**
+   * Hands fds to clients by ticket; asking for it makes the main socket
+   * accept ticket connections too.
+   */
+  fdHandoff(): FdHandoff;
 }

@@ -3,10 +3,13 @@
 // Each role has its own grpc.Server fed through createConnectionInjector:
 // the read-only one refuses write methods, so privilege is the instance a
 // connection lands on, never a per-call check of who the caller is.
+// Servers of daemons that re-exec in place (virtlogd, virtlockd) put an
+// HTTP/2 relay between each client socket and gRPC, so a connection can be
+// quiesced, written into the state file and resumed by the new image.
 import * as grpc from '@grpc/grpc-js';
-import type net from 'node:net';
+import net from 'node:net';
 import { EventEmitter } from 'node:events';
-import { peerCred, userName, groupName } from '@virtd/posix';
+import { peerCred, userName, groupName, socketPair, setCloexec } from '@virtd/posix';
 import { VirtError } from '@virtd/errors';
 import { clientLimitsProblem } from '@virtd/conf';
 import type { Logger } from 'pino';
@@ -17,6 +20,10 @@ import type { Program, CallContext, SurfaceCall } from './program.js';
 import { WorkerPool, type PoolLimits } from './workers.js';
 import { toStatus, asVirtError, RelayedStatus } from '@virtd/protocol/status';
 import type { TlsEndpoint } from './tls.js';
+import { H2Relay, type RelayState } from './resumable.js';
+import { sniffConnection, type FdHandoff } from './fd-handoff.js';
+import { Listener as ListenerClass } from './listener.js';
+import { KEEPALIVE_NEVER, type ServerState, type ServiceState, type ClientState } from './exec-state.js';
 
 export type Role = 'rw' | 'ro' | 'admin';
 
@@ -47,12 +54,16 @@ export interface ServerConfig {
   /** Calls in flight per client; more wait (HTTP/2 stream limit). */
   readonly maxClientRequests: number;
   readonly keepalive: Keepalive;
+  /** Connections survive an in-place re-exec (through an HTTP/2 relay each). */
+  readonly resumable?: boolean;
 }
 
 export interface ServiceOptions {
   readonly tls?: TlsEndpoint;
   /** UNIX peers must have this uid (admin sockets, session mode, virtlogd/virtlockd). */
   readonly requiredUid?: number;
+  /** Connections may also redeem fd tickets (see fd-handoff.ts). */
+  readonly fdHandoff?: FdHandoff;
 }
 
 interface Service {
@@ -66,6 +77,8 @@ interface Slot { anonymous: boolean; released: boolean }
 
 export interface ServerEvents {
   clients: [count: number];
+  /** A client was admitted (or restored after a re-exec). */
+  client: [client: Client];
   /** No unary call in flight any more (emitted when the count drops to 0). */
   idle: [];
 }
@@ -89,7 +102,17 @@ export class Server extends EventEmitter<ServerEvents> {
   private inflight = 0;
   /** Set by start(); listeners accept only between start() and close(). */
   private running = false;
+  /** Accepting paused for a re-exec. */
+  private quiesced = false;
+  /** Set by close(): nothing more is admitted. */
+  private stopped = false;
   private closing: Promise<void> | undefined;
+  /** The role (service) each client came in through, by client id. */
+  private readonly roles = new Map<number, Role>();
+  /** Relays of resumable connections, by client id. */
+  private readonly relays = new Map<number, H2Relay>();
+  /** Connections still being told apart (fd hand-over or HTTP/2), with their cancel. */
+  private readonly sniffing = new Map<net.Socket, () => void>();
 
   constructor(config: ServerConfig, programs: readonly Program[], log: Logger) {
     super();
@@ -173,6 +196,8 @@ export class Server extends EventEmitter<ServerEvents> {
 
   private async doClose(graceMs: number): Promise<void> {
     this.running = false;
+    this.stopped = true;
+    for (const cancel of this.sniffing.values()) cancel();
     for (const s of this.services) for (const l of s.listeners) l.close();
     // GOAWAY: clients start no new calls. Calls already running may finish
     // within the grace period; a silent or stopped peer cannot hold us up,
@@ -214,6 +239,10 @@ export class Server extends EventEmitter<ServerEvents> {
       sock.destroy();
       return;
     }
+    if (service.opts.fdHandoff) {
+      this.sniff(service, service.opts.fdHandoff, sock, identity);
+      return;
+    }
     const tlsEndpoint = service.opts.tls;
     if (!tlsEndpoint) {
       this.admit(service, sock, identity);
@@ -230,42 +259,183 @@ export class Server extends EventEmitter<ServerEvents> {
     });
   }
 
+  /** Hand-over connections are served at once; HTTP/2 ones are admitted. */
+  private sniff(service: Service, handoff: FdHandoff, sock: net.Socket, identity: ClientIdentity): void {
+    const s = sniffConnection(sock);
+    this.sniffing.set(sock, s.cancel);
+    void s.result.then((r) => {
+      this.sniffing.delete(sock);
+      if (r.kind === 'fd-handoff') handoff.serve(sock, r.head, identity.uid);
+      else if (r.kind === 'other') this.admit(service, sock, identity);
+    });
+  }
+
   private identify(listener: Listener, sock: net.Socket): ClientIdentity {
-    if (listener.transport === 'unix') {
-      const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
-      const cred = peerCred(fd);
-      return {
-        uid: cred.uid, gid: cred.gid, pid: cred.pid,
-        userName: userName(cred.uid), groupName: groupName(cred.gid),
-      };
-    }
+    if (listener.transport === 'unix') return unixIdentity(socketFd(sock));
     return { sockAddr: `${sock.remoteAddress};${sock.remotePort}` };
   }
 
   private admit(service: Service, sock: net.Socket, identity: ClientIdentity, transport = service.listeners[0]!.transport): void {
-    if (!this.running || sock.destroyed) {
+    if (this.stopped || sock.destroyed) {
       sock.destroy();
       return;
     }
+    this.attach(service.role, sock, {
+      id: this.nextClientId++, transport, readonly: service.role === 'ro', identity,
+    });
+  }
+
+  /** Makes a Client of a connection and hands it to gRPC (through a relay when resumable). */
+  private attach(role: Role, sock: net.Socket, o: {
+    id: number; transport: Listener['transport']; readonly: boolean; identity: ClientIdentity;
+    connectTime?: number; relay?: RelayState;
+  }): Client {
+    let grpcSocket = sock;
+    let relay: H2Relay | undefined;
+    if (this.config.resumable) ({ relay, grpcSocket } = this.relayFor(sock, o.relay));
     const client = new Client({
-      id: this.nextClientId++,
-      serverName: this.name,
-      transport,
-      readonly: service.role === 'ro',
-      identity,
-      socket: sock,
+      id: o.id, serverName: this.name, transport: o.transport, readonly: o.readonly, identity: o.identity,
+      socket: sock, grpcSocket, ...(o.connectTime !== undefined ? { connectTime: o.connectTime } : {}),
     });
     this.clientsById.set(client.id, client);
+    this.roles.set(client.id, role);
+    if (relay) this.relays.set(client.id, relay);
     sock.once('close', () => {
       this.clientsById.delete(client.id);
+      this.roles.delete(client.id);
+      this.relays.delete(client.id);
       client.forget();
       this.log.debug({ client: client.id }, 'client disconnected');
     });
-    this.log.debug({ client: client.id, transport, uid: identity.uid, peerPid: identity.pid, addr: identity.sockAddr }, 'client connected');
+    const id = o.identity;
+    this.log.debug({ client: client.id, transport: o.transport, uid: id.uid, peerPid: id.pid, addr: id.sockAddr }, 'client connected');
+    this.emit('client', client);
     // Accepted paused (nothing read before the peer check); HTTP/2 takes the
     // handle over synchronously inside injectConnection, so no byte is lost.
-    sock.resume();
-    this.injectorFor(service.role).injectConnection(sock);
+    this.injectorFor(role).injectConnection(grpcSocket);
+    if (relay) relay.start();
+    else sock.resume();
+    return client;
+  }
+
+  /** A socketpair between the client's relay and gRPC. */
+  private relayFor(raw: net.Socket, state: RelayState | undefined): { relay: H2Relay; grpcSocket: net.Socket } {
+    const [a, b] = socketPair();
+    const inner = new net.Socket({ fd: a, readable: true, writable: true });
+    const grpcSocket = new net.Socket({ fd: b, readable: true, writable: true });
+    for (const s of [inner, grpcSocket]) s.on('error', (e) => this.log.debug({ err: e }, 'relay socket error'));
+    const relay = new H2Relay(raw, inner, state);
+    raw.once('close', () => { inner.destroy(); grpcSocket.destroy(); });
+    // gRPC dropping the connection (shutdown, client-disconnect) drops the client.
+    grpcSocket.once('close', () => raw.destroy());
+    return { relay, grpcSocket };
+  }
+
+  // ---- re-exec -----------------------------------------------------------
+
+  /**
+   * Stops accepting and brings every connection to a point where it can be
+   * written down: no call in flight, nothing half-sent. Rejects after
+   * timeoutMs (the caller then unquiesce()s and carries on).
+   */
+  async quiesce(timeoutMs: number): Promise<void> {
+    this.quiesced = true;
+    this.updateAccepting();
+    // Undecided connections become relayed clients; the relay keeps what they sent.
+    for (const cancel of this.sniffing.values()) cancel();
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all([...this.relays.values()].map((r) => r.quiesce(timeoutMs)));
+  }
+
+  unquiesce(): void {
+    this.quiesced = false;
+    for (const r of this.relays.values()) r.unquiesce();
+    this.updateAccepting();
+  }
+
+  /** The fds a re-exec keeps for this server: listeners and client sockets. */
+  fds(): number[] {
+    return [
+      ...this.services.flatMap((s) => s.listeners.map((l) => l.fd)),
+      ...[...this.clientsById.values()].map((c) => socketFd(c.socket)),
+    ];
+  }
+
+  /** libvirt's SERVER object for the state file (after quiesce()). */
+  toState(privateData: (c: Client) => Record<string, unknown> = () => ({})): ServerState {
+    const w = this.workers.params();
+    const ka = this.config.keepalive;
+    const clients: ClientState[] = [];
+    for (const c of this.clientsById.values()) {
+      const relay = this.relays.get(c.id);
+      clients.push({
+        id: c.id, auth: 0, auth_pending: false, readonly: c.readonly, nrequests_max: this.config.maxClientRequests,
+        conn_time: c.connectTime,
+        sock: { fd: socketFd(c.socket), errfd: -1, pid: 0, isClient: true, unlinkUNIX: false, transport: c.transport },
+        privateData: privateData(c),
+        role: this.roleOf(c), identity: c.identity,
+        ...(relay ? { relay: relay.snapshot() } : {}),
+      });
+    }
+    return {
+      min_workers: w.minWorkers, max_workers: w.maxWorkers, priority_workers: w.prioWorkers,
+      max_clients: this.limits.maxClients, max_anonymous_clients: this.limits.maxAnonymousClients,
+      keepaliveInterval: ka.interval < 0 ? KEEPALIVE_NEVER : ka.interval, keepaliveCount: ka.count,
+      next_client_id: this.nextClientId,
+      services: this.services.map((s): ServiceState => ({
+        auth: 0, readonly: s.role === 'ro', nrequests_client_max: this.config.maxClientRequests,
+        socks: s.listeners.map((l) => l.toState()), role: s.role,
+        ...(s.opts.requiredUid !== undefined ? { requiredUid: s.opts.requiredUid } : {}),
+      })),
+      clients,
+    };
+  }
+
+  /**
+   * Takes back what toState() wrote, in the new image: limits, listeners
+   * and every client, whose next call then simply works.
+   */
+  restore(st: ServerState, hooks: {
+    serviceOptions?: (role: Role) => ServiceOptions;
+    restoreClient?: (c: Client, privateData: Record<string, unknown>) => void;
+  } = {}): void {
+    this.setClientLimits({ maxClients: st.max_clients, maxAnonymousClients: st.max_anonymous_clients ?? st.max_clients });
+    try {
+      this.workers.setLimits({ minWorkers: st.min_workers, maxWorkers: st.max_workers, prioWorkers: st.priority_workers });
+    } catch (e) {
+      this.log.warn({ err: e }, 'keeping the configured worker limits');
+    }
+    this.nextClientId = st.next_client_id || 1;
+    for (const svc of st.services) {
+      const role: Role = svc.role ?? (svc.readonly ? 'ro' : 'rw');
+      this.addService(role, svc.socks.map((k) => ListenerClass.fromState(k)), {
+        ...(hooks.serviceOptions?.(role) ?? {}),
+        ...(svc.requiredUid !== undefined ? { requiredUid: svc.requiredUid } : {}),
+      });
+    }
+    for (const c of st.clients) {
+      const fd = c.sock.fd;
+      setCloexec(fd, true);
+      const sock = new net.Socket({ fd, readable: true, writable: true });
+      sock.pause();
+      const slot: Slot = { anonymous: false, released: false };
+      this.nconn++;
+      sock.once('close', () => this.release(slot));
+      sock.on('error', (e) => this.log.debug({ err: e }, 'client socket error'));
+      let identity: ClientIdentity = c.identity ?? {};
+      try { identity = unixIdentity(fd); } catch { /* keep what the state says */ }
+      const client = this.attach(c.role ?? (c.readonly ? 'ro' : 'rw'), sock, {
+        id: c.id, transport: c.sock.transport ?? 'unix', readonly: c.readonly, identity,
+        ...(c.conn_time !== undefined ? { connectTime: c.conn_time } : {}),
+        ...(c.relay !== undefined ? { relay: c.relay as RelayState } : {}),
+      });
+      hooks.restoreClient?.(client, c.privateData ?? {});
+    }
+    this.emit('clients', this.nconn);
+  }
+
+  private roleOf(c: Client): Role {
+    return this.roles.get(c.id) ?? 'rw';
   }
 
   private authenticated(slot: Slot): void {
@@ -288,7 +458,7 @@ export class Server extends EventEmitter<ServerEvents> {
   private updateAccepting(): void {
     const full = this.nconn >= this.limits.maxClients
       || (this.limits.maxAnonymousClients > 0 && this.nanon >= this.limits.maxAnonymousClients);
-    const accept = this.running && !full;
+    const accept = this.running && !this.quiesced && !full;
     for (const s of this.services) {
       for (const l of s.listeners) {
         if (accept && !l.accepting) l.resume();
@@ -390,4 +560,15 @@ export class Server extends EventEmitter<ServerEvents> {
     else this.log.error({ err: e, method: info.api ?? `${info.service}.${info.method}` }, 'call failed unexpectedly');
     return err;
   }
+}
+
+const socketFd = (sock: net.Socket): number => (sock as unknown as { _handle: { fd: number } })._handle.fd;
+
+/** Who is on the other end of a UNIX socket (SO_PEERCRED). */
+function unixIdentity(fd: number): ClientIdentity {
+  const cred = peerCred(fd);
+  return {
+    uid: cred.uid, gid: cred.gid, pid: cred.pid,
+    userName: userName(cred.uid), groupName: groupName(cred.gid),
+  };
 }

@@ -11,3 +11,7 @@ export { adminProgram } from './admin/service.js';
 export { healthProgram, HealthState } from './rpc/health.js';
 export { reflectionPrograms } from './rpc/reflection.js';
 export { PidFile } from './pidfile.js';
+export { FdHandoff } from './fd-handoff.js';
+export { takeStateFile, writeStateFile, StateFileError } from './exec-state.js';
+export { quiesceAll, unquiesceAll, buildState, restoreAll, reapInherited } from './reexec.js';
+export { execSelf } from './exec-self.js';

@@ -86,6 +86,8 @@ export function coreSettings(input: SettingsInput): CoreSettings {
       workers: { minWorkers: 0, maxWorkers: 0, prioWorkers: 0 },
       maxClientRequests: 1,
       keepalive: { interval: -1, count: 0 },
+      // Their clients stay connected across the SIGUSR1 re-exec.
+      resumable: d.execRestart,
     });
     return {
       log,

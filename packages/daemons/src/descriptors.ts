@@ -17,7 +17,6 @@ export const ALL_DRIVERS: readonly DriverName[] = [
 /** Drivers with a per-user (session) instance; the rest are system-only. */
 export const SESSION_DRIVERS: readonly DriverName[] = ['qemu', 'vbox', 'secret', 'storage'];
 
-const noPrograms = (): DaemonModule => ({ programs: [] });
 
 /** The drivers are loaded only when the daemon starts serving. */
 const withDrivers = (names: readonly DriverName[]) => (rt: DaemonRuntime): DaemonModule => {
@@ -115,7 +114,11 @@ export const virtlogd: VirtdDescriptor = {
   sessionSupported: true,
   execRestart: true,
   drivers: [],
-  load: noPrograms,
+  load: (rt) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { logdModule } = require('@virtd/logd') as typeof import('@virtd/logd');
+    return logdModule(rt);
+  },
 };
 
 export const virtlockd: VirtdDescriptor = {
@@ -130,7 +133,11 @@ export const virtlockd: VirtdDescriptor = {
   sessionSupported: true,
   execRestart: true,
   drivers: [],
-  load: noPrograms,
+  load: (rt) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { lockdModule } = require('@virtd/lockd') as typeof import('@virtd/lockd');
+    return lockdModule(rt);
+  },
 };
 
 /** Every daemon, in the order the docs and units list them. */

@@ -1,1 +1,4 @@
 export * from './rotating-file.js';
+export * from './handler.js';
+export { logProgram } from './program.js';
+export { logdModule } from './module.js';

@@ -1,16 +1,19 @@
 // vsh: virsh's verbs for what the daemons serve so far, with virsh's
 // options, output layout and error reports.
 import fs from 'node:fs';
-import { VirtConnection, SECRET_LIST, type SecretRef } from '@virtd/client';
+import { VirtConnection, SECRET_LIST, type SecretRef, type LockClient } from '@virtd/client';
 import type { CommandDef, OptValues } from '../shell/command.js';
 import { CommandError } from '../shell/command.js';
 import { withContext, type GlobalOptions, type Output } from '../shell/shell.js';
 import { formatTable } from '../shell/table.js';
 import { versionInfo } from '../vadmin/commands.js';
+import { helperCommands } from './helpers.js';
 
 export interface VshContext {
   readonly out: Output;
   readonly globals: GlobalOptions;
+  /** Connections to the helper daemons, kept for the session (see helpers.ts). */
+  readonly helpers: { lock?: LockClient };
   conn(): Promise<VirtConnection>;
   reconnect(uri: string | undefined): void;
   close(): Promise<void>;
@@ -45,7 +48,7 @@ function timestamp(ms: number): string {
 
 const secretOpt = { name: 'secret', type: 'string', help: 'secret UUID', required: true, positional: true } as const;
 
-export const commands: readonly Cmd[] = [
+const ownCommands: readonly Cmd[] = [
   {
     name: 'uri', group: GROUP_HOST, help: 'print the hypervisor canonical URI', opts: [],
     run: async (ctx) => { ctx.out.print(`${await (await ctx.conn()).getUri()}\n`); },
@@ -221,12 +224,17 @@ export const commands: readonly Cmd[] = [
   },
 ];
 
+/** Every vsh verb: virsh's, then the helper daemons'. */
+export const commands: readonly Cmd[] = [...ownCommands, ...helperCommands];
+
 export function vshContext(globals: GlobalOptions, out: Output): VshContext {
   let uri = globals.connect;
   let conn: Promise<VirtConnection> | undefined;
+  const helpers: { lock?: LockClient } = {};
   return {
     out,
     globals,
+    helpers,
     conn: () => (conn ??= VirtConnection.open(uri, { readonly: globals.readonly }).catch((e: unknown) => {
       conn = undefined;
       throw withContext('failed to connect to the hypervisor', e);
@@ -238,6 +246,7 @@ export function vshContext(globals: GlobalOptions, out: Output): VshContext {
       void old?.then((c) => c.close(), () => undefined);
     },
     close: async () => {
+      helpers.lock?.close();
       const c = conn;
       conn = undefined;
       if (c) await c.then((x) => x.close(), () => undefined);

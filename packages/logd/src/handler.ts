@@ -1,0 +1,287 @@
+// The open log files (libvirt's virLogHandler): each is a pipe whose read
+// end we keep and whose write end the caller takes (the hypervisor gives it
+// to QEMU as stdout/stderr), feeding a rotating file. Pipes are read by
+// libuv in 64 KiB chunks with the copy-free `onread` mode, so pausing stops
+// the kernel reads at once: what we have not read stays in the pipe, which
+// is what lets a re-exec lose nothing. EOF (the last writer is gone) closes
+// the entry.
+import net from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { pipe, closeFd, setCloexec, bytesReadable, O_CLOEXEC } from '@virtd/posix';
+import { VirtError } from '@virtd/errors';
+import { RotatingFileWriter, readFromPosition } from './rotating-file.js';
+
+export interface Rotation {
+  /** max_size: bytes before a file rolls over; 0 never. */
+  readonly maxSize: number;
+  /** max_backups: rotated files kept. */
+  readonly maxBackups: number;
+}
+
+export interface Domain {
+  readonly uuid: string;
+  readonly name: string;
+}
+
+export interface Position {
+  readonly inode: number;
+  readonly offset: number;
+}
+
+export interface OpenFile {
+  readonly path: string;
+  readonly driver: string;
+  readonly dom: Domain;
+  readonly pos: Position;
+}
+
+/** libvirt's "handler" object in virtlogd's state file. */
+export interface HandlerState {
+  files: { pipefd: number; path: string; driver: string; domname: string; domuuid: string }[];
+}
+
+/** Reads stop while this much is waiting to be written; the pipe holds the rest. */
+const HIGH_WATER = 4 * 1024 * 1024;
+const READ_CHUNK = 64 * 1024;
+/** libvirt's cap on one ReadLogFile. */
+export const READ_MAX = 4 * 1024 * 1024;
+export const OPEN_TRUNCATE = 1;
+
+interface Entry {
+  readonly path: string;
+  readonly driver: string;
+  readonly dom: Domain;
+  readonly pipeFd: number;
+  readonly sock: net.Socket;
+  readonly writer: RotatingFileWriter;
+  /** Bytes read from the pipe so far (GetLogFilePosition drains up to a mark). */
+  bytesIn: number;
+  /** Bytes read and not yet written. */
+  pending: number;
+  /** Held by us (quiesce, back-pressure) rather than by EOF. */
+  paused: boolean;
+  quiesced: boolean;
+  release: (() => void) | undefined;
+}
+
+export interface HandlerOptions {
+  readonly log: Logger;
+  /** Session mode: each open file holds auto-shutdown off. */
+  readonly inhibit?: () => () => void;
+}
+
+const busyError = (p: string): VirtError =>
+  VirtError.raw('SYSTEM_ERROR', 'LOGGING', `Cannot open log file: '${p}': Device or resource busy`);
+
+const notOpen = (p: string): VirtError =>
+  VirtError.raw('INVALID_ARG', 'LOGGING', `invalid argument: No open log file ${p}`);
+
+export class LogHandler {
+  private rotation: Rotation;
+  private readonly opts: HandlerOptions;
+  private readonly files = new Map<string, Entry>();
+  /** Paths being opened, so two opens of one path cannot race. */
+  private readonly opening = new Set<string>();
+
+  constructor(rotation: Rotation, opts: HandlerOptions) {
+    this.rotation = rotation;
+    this.opts = opts;
+  }
+
+  get size(): number {
+    return this.files.size;
+  }
+
+  /** Creates the pipe for `path` and returns its write end, which the caller now owns. */
+  async open(driver: string, dom: Domain, file: string, flags: number): Promise<{ pos: Position; writeFd: number }> {
+    checkPath(file);
+    if (flags & ~OPEN_TRUNCATE) throw new VirtError('INVALID_ARG', 'LOGGING', `unsupported flags (0x${(flags & ~OPEN_TRUNCATE).toString(16)})`);
+    if (this.files.has(file) || this.opening.has(file)) throw busyError(file);
+    this.opening.add(file);
+    try {
+      const writer = await RotatingFileWriter.open(file, this.rotation.maxSize, this.rotation.maxBackups, (flags & OPEN_TRUNCATE) !== 0)
+        .catch((e: NodeJS.ErrnoException) => {
+          throw VirtError.raw('SYSTEM_ERROR', 'LOGGING', `Unable to open file: ${file}: ${e.message}`);
+        });
+      const [readFd, writeFd] = pipe(O_CLOEXEC);
+      this.add({ path: file, driver, dom, readFd, writer });
+      return { pos: writer.position(), writeFd };
+    } finally {
+      this.opening.delete(file);
+    }
+  }
+
+  /** Writes out what the pipe already holds, then reports where the live file ends. */
+  async position(file: string, flags: number): Promise<Position> {
+    if (flags !== 0) throw new VirtError('INVALID_ARG', 'LOGGING', `unsupported flags (0x${flags.toString(16)})`);
+    const e = this.files.get(file);
+    if (!e) throw notOpen(file);
+    await this.drain(e);
+    return e.writer.position();
+  }
+
+  async read(file: string, pos: Position, maxlen: number, flags: number): Promise<Buffer> {
+    if (flags !== 0) throw new VirtError('INVALID_ARG', 'LOGGING', `unsupported flags (0x${flags.toString(16)})`);
+    if (maxlen > READ_MAX) {
+      throw new VirtError('INTERNAL_ERROR', 'LOGGING', `Requested data len ${maxlen} is larger than maximum ${READ_MAX}`);
+    }
+    checkPath(file);
+    try {
+      return await readFromPosition(file, this.rotation.maxBackups, pos, maxlen);
+    } catch (e) {
+      throw VirtError.raw('SYSTEM_ERROR', 'LOGGING', `Unable to read from ${file}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Appends to the open file for `path`, or through a writer opened just for this message. */
+  async append(file: string, message: string, flags: number): Promise<void> {
+    if (flags !== 0) throw new VirtError('INVALID_ARG', 'LOGGING', `unsupported flags (0x${flags.toString(16)})`);
+    checkPath(file);
+    const data = Buffer.from(message);
+    const e = this.files.get(file);
+    try {
+      if (e) {
+        await e.writer.append(data);
+        return;
+      }
+      const w = await RotatingFileWriter.open(file, this.rotation.maxSize, this.rotation.maxBackups);
+      try { await w.append(data); } finally { await w.close(); }
+    } catch (err) {
+      throw VirtError.raw('SYSTEM_ERROR', 'LOGGING', `Unable to write to ${file}: ${(err as Error).message}`);
+    }
+  }
+
+  list(): OpenFile[] {
+    return [...this.files.values()].map((e) => ({ path: e.path, driver: e.driver, dom: e.dom, pos: e.writer.position() }));
+  }
+
+  /** Stops reading every pipe and waits until everything read is on disk. */
+  async quiesce(): Promise<void> {
+    for (const e of this.files.values()) {
+      e.quiesced = true;
+      e.sock.pause();
+    }
+    await Promise.all([...this.files.values()].map((e) => e.writer.flush()));
+  }
+
+  /** Reads again (a re-exec that did not happen). */
+  unquiesce(): void {
+    for (const e of this.files.values()) {
+      e.quiesced = false;
+      this.maybeResume(e);
+    }
+  }
+
+  /** Read ends, kept across a re-exec. */
+  fds(): number[] {
+    return [...this.files.values()].map((e) => e.pipeFd);
+  }
+
+  toState(): HandlerState {
+    return {
+      files: [...this.files.values()].map((e) => ({
+        pipefd: e.pipeFd, path: e.path, driver: e.driver, domname: e.dom.name, domuuid: e.dom.uuid,
+      })),
+    };
+  }
+
+  /**
+   * Takes the pipes back after a re-exec. Files are reopened by path (append)
+   * under the rotation now configured, so a changed virtlogd.conf applies.
+   */
+  async restore(state: HandlerState): Promise<void> {
+    for (const f of state.files ?? []) {
+      setCloexec(f.pipefd, true);
+      let writer: RotatingFileWriter;
+      try {
+        writer = await RotatingFileWriter.open(f.path, this.rotation.maxSize, this.rotation.maxBackups);
+      } catch (e) {
+        // The file is gone for good (its directory removed): drop the pipe,
+        // so the writer sees EPIPE rather than a silent black hole.
+        this.opts.log.error({ err: e, path: f.path }, 'cannot reopen log file after re-exec');
+        closeFd(f.pipefd);
+        continue;
+      }
+      this.add({ path: f.path, driver: f.driver, dom: { name: f.domname, uuid: f.domuuid }, readFd: f.pipefd, writer });
+    }
+  }
+
+  /** Closes every file (shutdown); unread pipe data is lost, as in libvirt. */
+  async close(): Promise<void> {
+    await Promise.all([...this.files.values()].map((e) => this.closeEntry(e)));
+  }
+
+  private add(o: { path: string; driver: string; dom: Domain; readFd: number; writer: RotatingFileWriter }): void {
+    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    // The reader needs its entry, which needs the socket the reader feeds.
+    const ref: { entry?: Entry } = {};
+    const onread = (n: number, buf: Buffer): boolean => {
+      const e = ref.entry!;
+      // libuv reuses `buffer`; the write is asynchronous, so it gets a copy.
+      const chunk = Buffer.from(buf.subarray(0, n));
+      e.bytesIn += n;
+      e.pending += n;
+      e.writer.append(chunk).then(
+        () => { e.pending -= n; this.maybeResume(e); },
+        (err: Error) => {
+          this.opts.log.error({ err, path: e.path }, 'log file write failed; closing it');
+          void this.closeEntry(e);
+        },
+      );
+      if (e.pending >= HIGH_WATER) {
+        e.paused = true;
+        return false;
+      }
+      return true;
+    };
+    // `onread` is accepted by the constructor, though @types/node lists it only for connect().
+    const opts = { fd: o.readFd, readable: true, writable: false, onread: { buffer, callback: onread } };
+    const sock = new net.Socket(opts as net.SocketConstructorOpts);
+    const e: Entry = {
+      path: o.path, driver: o.driver, dom: o.dom, pipeFd: o.readFd, sock, writer: o.writer,
+      bytesIn: 0, pending: 0, paused: false, quiesced: false, release: this.opts.inhibit?.(),
+    };
+    ref.entry = e;
+    sock.on('end', () => void this.closeEntry(e));
+    sock.on('error', (err) => {
+      this.opts.log.warn({ err, path: e.path }, 'log pipe read failed; closing it');
+      void this.closeEntry(e);
+    });
+    this.files.set(o.path, e);
+  }
+
+  private maybeResume(e: Entry): void {
+    if (e.quiesced || e.sock.destroyed) return;
+    if (e.paused && e.pending < HIGH_WATER / 2) {
+      e.paused = false;
+      e.sock.resume();
+    }
+  }
+
+  /** Reads until what was in the pipe when we were asked is written out. */
+  private async drain(e: Entry): Promise<void> {
+    const mark = e.bytesIn + safeReadable(e.pipeFd);
+    while (e.bytesIn < mark && this.files.get(e.path) === e && !e.quiesced) {
+      if (e.paused) { e.paused = false; e.sock.resume(); }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await e.writer.flush();
+  }
+
+  private async closeEntry(e: Entry): Promise<void> {
+    if (this.files.get(e.path) !== e) return;
+    this.files.delete(e.path);
+    e.sock.destroy();
+    e.release?.();
+    await e.writer.close().catch(() => {});
+  }
+}
+
+function checkPath(p: string): void {
+  if (!path.isAbsolute(p)) throw new VirtError('INVALID_ARG', 'LOGGING', `log file path '${p}' is not absolute`);
+}
+
+function safeReadable(fd: number): number {
+  try { return bytesReadable(fd); } catch { return 0; }
+}
