@@ -158,6 +158,7 @@ if (!isRoot()) {
 
     for (let i = 1; i <= ROUNDS; i++) await reexec(h, i);
     t.equal(h.pid, pid, 'the pid never changed');
+    t.equal(fs.readFileSync(h.path('/run/virtlockd.pid'), 'utf8'), String(pid), 'the pid file still names us');
     t.same(await clientIds(admin, 'admin'), adminIds, 'the admin client is the same connection');
 
     contender.stdin!.write('stop\n');

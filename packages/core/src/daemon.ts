@@ -150,7 +150,9 @@ class Daemon {
     });
     const pidPath = cli.pidFile ?? paths.pidFile;
     if (pidPath !== '') {
-      this.pidFile = await stage('pidfile', () => serving().PidFile.acquire(path.resolve(pidPath)));
+      // After a re-exec the old image's descriptor still holds the lock.
+      const kept = typeof restored?.pidFd === 'number' ? restored.pidFd : undefined;
+      this.pidFile = await stage('pidfile', () => serving().PidFile.acquire(path.resolve(pidPath), process.pid, kept));
     }
 
     this.autoShutdown = new AutoShutdown(() => this.quit(`no client for ${this.autoShutdown?.timeout} s`));
@@ -403,6 +405,11 @@ class Daemon {
     this.autoShutdown?.stop();
     void S.quiesceAll(parts).then(() => {
       const { state, fds } = S.buildState(parts, process.pid);
+      const pidFd = this.pidFile?.descriptor;
+      if (pidFd !== undefined) {
+        state.pidFd = pidFd;
+        fds.push(pidFd);
+      }
       S.writeStateFile(this.paths!.restartStateFile, state);
       // Log writes are synchronous (files, pipes, datagrams): nothing to flush.
       log?.debug({ fds: fds.length }, 'state written; exec');

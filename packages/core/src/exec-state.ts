@@ -72,6 +72,8 @@ export interface DaemonState {
   magic: string;
   /** Ours: fds handed out by ticket and not yet redeemed. */
   fdTickets?: TicketState[];
+  /** Ours: the pid file's descriptor, whose lock is kept across the exec. */
+  pidFd?: number;
   /** Ours: children of the old image, reaped by the new one. */
   children?: number[];
   /** The module's own keys (virtlogd's "handler", virtlockd's lockspaces). */

@@ -5,7 +5,7 @@
 // re-acquires it.
 import fs from 'node:fs';
 import path from 'node:path';
-import { tryLockByte0 } from '@virtd/posix';
+import { tryLockByte0, setCloexec } from '@virtd/posix';
 import { VirtError } from '@virtd/errors';
 
 export class PidFile {
@@ -22,7 +22,11 @@ export class PidFile {
    * Creates, locks and writes the pid file. Fails when another process holds
    * the lock. `reuseFd` adopts a descriptor kept across an in-place re-exec.
    */
-  static acquire(p: string, pid = process.pid): PidFile {
+  static acquire(p: string, pid = process.pid, reuseFd?: number): PidFile {
+    if (reuseFd !== undefined) {
+      const adopted = PidFile.adopt(p, reuseFd);
+      if (adopted) return adopted;
+    }
     for (let attempt = 0; ; attempt++) {
       // O_NOFOLLOW: never write through a symlink planted in a shared directory.
       const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644);
@@ -49,6 +53,23 @@ export class PidFile {
         try { fs.closeSync(fd); } catch { /* already closed */ }
         throw e;
       }
+    }
+  }
+
+  /**
+   * Takes over the descriptor the previous image kept open across execve:
+   * our fcntl lock never lapsed, so no other instance can have slipped in.
+   * Undefined when it no longer names the file at `p` (then acquire anew).
+   */
+  private static adopt(p: string, fd: number): PidFile | undefined {
+    try {
+      const held = fs.fstatSync(fd);
+      const current = fs.statSync(p);
+      if (held.ino !== current.ino || held.dev !== current.dev) return undefined;
+      setCloexec(fd, true);
+      return new PidFile(p, fd);
+    } catch {
+      return undefined;
     }
   }
 
