@@ -208,4 +208,42 @@ if (!isRoot()) {
     await locks.release('', file);
     t.same(await h.stop(), { code: 0, signal: null });
   });
+
+  t.test('a changed virtlogd.conf applies to the reopened files after SIGUSR1', async (t) => {
+    const h = startDaemon({ name: 'virtlogd', mode: 'system', args: ['--verbose'], config: 'max_size = 0\n' });
+    t.teardown(() => h.kill());
+    await h.ready('/run/libvirt/virtlogd-sock');
+    const logs = new LogManagerClient(h.path('/run/libvirt/virtlogd-sock'));
+    t.teardown(() => logs.close());
+    const file = path.join(tempDir('virtd-reexec-'), 'conf.log');
+    const { fd } = await logs.openLogFile('qemu', DOM, file);
+    fs.writeSync(fd, 'x'.repeat(99) + '\n');
+    await logs.getLogFilePosition(file);
+    t.notOk(fs.existsSync(`${file}.0`), 'max_size 0 never rolls');
+    fs.writeFileSync(h.configFile!, 'max_size = 150\nmax_backups = 2\n');
+    await reexec(h, 1);
+    fs.writeSync(fd, 'y'.repeat(99) + '\n');
+    await logs.getLogFilePosition(file);
+    t.ok(fs.existsSync(`${file}.0`), 'the new max_size rolled the file over');
+    t.equal(fs.readFileSync(`${file}.0`, 'utf8') + fs.readFileSync(file, 'utf8'), `${'x'.repeat(99)}\n${'y'.repeat(99)}\n`, 'nothing lost');
+    closeFd(fd);
+  });
+
+  t.test('the state file: corrupt stops start-up with status 3, another pid\'s is ignored', async (t) => {
+    const bad = startDaemon({ name: 'virtlockd', mode: 'system', nsSetup: 'echo "{ not json" > /run/virtlockd-restart-exec.json' });
+    t.teardown(() => bad.kill());
+    t.same(await bad.exited, { code: 3, signal: null }, 'corrupt: exit 3');
+    t.match(bad.stderr, /re-exec state file \/run\/virtlockd-restart-exec.json: invalid JSON/);
+    t.notMatch(bad.runAfterExit, /virtlockd-restart-exec/, 'and the file is gone');
+
+    const foreign = startDaemon({
+      name: 'virtlockd', mode: 'system', args: ['--verbose'],
+      nsSetup: 'echo \'{"magic": "1", "daemon": {"servers": {}}}\' > /run/virtlockd-restart-exec.json',
+    });
+    t.teardown(() => foreign.kill());
+    await foreign.ready('/run/libvirt/virtlockd-sock');
+    t.match(foreign.stderr, /ignoring re-exec state file .* belongs to pid 1/, 'a stale file of another pid: warned about');
+    t.notOk(fs.existsSync(foreign.path('/run/virtlockd-restart-exec.json')), 'and removed');
+    t.same(await foreign.stop(), { code: 0, signal: null });
+  });
 }

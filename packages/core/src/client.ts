@@ -106,7 +106,8 @@ export class Client {
   forget(): void {
     if (this.closed) return;
     this.closed = true;
-    byToken.delete(this.token);
+    // Only our own entry: a client restored under the same token may own it now.
+    if (byToken.get(this.token) === this) byToken.delete(this.token);
     for (const fn of this.closeHandlers.splice(0)) fn();
   }
 
