@@ -7,7 +7,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { LockClient, LOCK_ACQUIRE } from '@virtd/client';
 import { lockHolder, closeFd } from '@virtd/posix';
-import { startDaemon, isRoot, tempDir, waitFor, type DaemonHandle } from '@virtd/test-utils';
+import { startDaemon, isRoot, tempDir, waitFor, run, binPath, type DaemonHandle } from '@virtd/test-utils';
 
 const SOCK = '/run/libvirt/virtlockd-sock';
 const owner = (pid: number, id = 1): { uuid: string; name: string; id: number; pid: number } =>
@@ -127,5 +127,27 @@ if (!isRoot()) {
     const took = Date.now() - t0;
     t.ok(took >= 1500 && took < 4000, `killed after ${took} ms`);
     t.equal(holderOf(file), 0, 'and its lock is gone');
+  });
+
+  t.test('vsh: register, acquire, list and release in one session; others see the holder', async (t) => {
+    const sock = h.path(SOCK);
+    const file = path.join(tempDir('virtd-locks-'), 'vsh.img');
+    const sleeper = spawn('sleep', ['600']);
+    t.teardown(() => sleeper.kill());
+    // vsh reads commands from stdin; the connection (and the lock) lasts until it has read them all.
+    const script = [
+      `vlock-register --pid ${sleeper.pid} --name admin-test --socket ${sock}`,
+      `vlock-acquire ${file} --autocreate --socket ${sock}`,
+      `vlock-list --socket ${sock}`,
+      `vlock-acquire ${file} --socket ${sock}`,
+      `vlock-release ${file} --socket ${sock}`,
+      `vlock-list --socket ${sock}`,
+    ].join('\n');
+    const r = await run(binPath('vsh'), [], { input: `${script}\n` });
+    t.match(r.stdout, new RegExp(`Lock owner ${sleeper.pid} registered\nLock on ${file} acquired\n`));
+    t.match(r.stdout, new RegExp(`\\(default\\)\\s+${file}\\s+exclusive\\s+${sleeper.pid}`), 'the holder is listed');
+    t.match(r.stderr, /failed to acquire the lock\n.*is locked/, 'a second acquire of the same resource is refused');
+    t.match(r.stdout, new RegExp(`Lock on ${file} released\n Lock space\\s+Resource\\s+Mode\\s+Owners\n-+\n$`), 'and gone after release');
+    t.equal(sleeper.exitCode, null, 'an owner that released everything is left alone when vsh exits');
   });
 }
