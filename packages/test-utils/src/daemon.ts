@@ -45,6 +45,17 @@ export interface DaemonOptions {
    * so other users can reach the sockets (they cannot follow /proc/PID/root).
    */
   readonly exposeRunDir?: string;
+  /**
+   * System mode: bind this host directory over /etc/libvirt instead of a
+   * fresh one, so a restarted daemon finds what the last one stored there
+   * (pass the previous handle's `etcDir`).
+   */
+  readonly etcDir?: string;
+  /**
+   * System mode: bind this host directory as /run instead of a fresh tmpfs,
+   * so a restarted daemon meets the socket and pid files a killed one left.
+   */
+  readonly runDir?: string;
 }
 
 export interface Exit { code: number | null; signal: NodeJS.Signals | null }
@@ -240,11 +251,11 @@ export function startDaemon(o: DaemonOptions): DaemonHandle {
   // /etc/libvirt is replaced by an empty directory so the machine's own
   // config files (real libvirt's, say) cannot leak into the test, and what
   // the daemon writes there (secrets) stays in the test's directory.
-  const etc = tempDir('virtd-etc-');
+  const etc = o.etcDir ?? tempDir('virtd-etc-');
   fs.mkdirSync('/etc/libvirt', { recursive: true });
   const script = [
     'set -e',
-    'mount -t tmpfs -o mode=755 tmpfs /run',
+    o.runDir ? `mount --bind ${o.runDir} /run` : 'mount -t tmpfs -o mode=755 tmpfs /run',
     `mount --bind ${etc} /etc/libvirt`,
     ...(o.exposeRunDir ? [`mkdir -p /run/libvirt && mount --bind ${o.exposeRunDir} /run/libvirt`] : []),
     o.nsSetup ?? ':',

@@ -8,3 +8,7 @@ export { connectUnix, tlsTarget, tcpTarget, rawCall, type RawResult } from './gr
 /** A script that health-checks a socket and prints the outcome as JSON (run it as another user). */
 export const probeScript = require.resolve('./probe.js');
 export { SystemdNamespace, type SystemdOptions } from './systemd.js';
+export { probeMethods, probeMethodsAs, callOn, callOnce, listServices, classify, readOnlyDenial, accessProbeScript, tlsAttempt, plainAttempt, tlsKeyPair, issueServerCert, pkiPath, type MethodShape, type Outcome, type Probe, type ProbeOptions, type ProbeJob, type Attempt } from './security.js';
+export { CrashRig, seededRandom, LogWriter, logLine, type CrashRigOptions, type Leftovers, type LogWriterOptions } from './crash.js';
+export { sessionProbeScript, type SessionProbeSpec, type SessionProbeResult } from './session-probe.js';
+export { Prng, RawH2Client, fuzzSeed, fuzzCount, runFuzzBatch, FUZZ_CASES, DEFAULT_CASE_WEIGHTS, H2, H2_PREFACE, h2Frame, h2Start, settingsPayload, hpackBlock, grpcRequestHeaders, grpcMessage, randomProtobuf, undecodableProtobuf, vmRssKiB, openFds, cpuTicks, processAlive, unixAcceptQueue, type FuzzTarget, type FuzzCaseKind, type BatchReport, type CaseOutcome } from './hostile.js';
