@@ -27,7 +27,7 @@ import { commandHelp } from '@virtd/cli/dist/src/shell/shell.js';
 import { DAEMONS, modular, type VirtdDescriptor } from '@virtd/daemons';
 // The secret driver's own XML parser and formatter, so vsh's examples use
 // (and check) the real layout. Built before scripts through @virtd/daemons.
-import { parseSecretXml, formatSecretXml, type SecretDef } from '@virtd/drivers';
+import { parseSecretXml, formatSecretXml, STATE_DRIVER_NAMES, type SecretDef } from '@virtd/drivers';
 
 const SYSTEM: HostContext = { euid: 0, env: {} };
 /** Session paths are shown with the variables they are built from. */
@@ -168,7 +168,10 @@ function description(d: VirtdDescriptor): string {
       + `${link('libvirtd')}). A hypervisor daemon asks it to open a guest's log file and gets back a pipe; ${d.name} `
       + 'writes whatever comes through it to the file and rotates the file by size (`max_size`, `max_backups`). '
       + 'As it is virtlogd, not the hypervisor daemon, that holds the files, the hypervisor daemon can restart '
-      + 'without losing guest output.');
+      + 'without losing guest output.',
+    'Each writer starts on a new line: when a log ends mid-line (its last writer, or virtlogd, was killed there), '
+      + 'a newline goes in before the next writer\'s output. A write that fails (a full disk, say) is logged once '
+      + 'and closes that one pipe, so its writer gets `EPIPE`; every other log file goes on.');
   } else {
     paras.push(`${d.name} holds the locks on the disks of virtual machines for the hypervisor daemons, so that no `
       + 'two guests, on this host or on hosts sharing the storage, use a disk at the same time. The locks belong to '
@@ -184,8 +187,12 @@ function description(d: VirtdDescriptor): string {
       + `configuration in ${c(ses.configDir)}, sockets in ${c(ses.runDir)}, `
       + `${d.family === 'remote' ? 'no read-only socket, ' : ''}and only that user may connect.`);
   } else {
-    paras.push(`${d.name} runs as root only (system mode): the ${c(d.drivers[0]!)} driver has no per-user instance, `
-      + `so started by an ordinary user it exits with status ${EXIT.DRIVER}.`);
+    const driver = d.drivers[0] as keyof typeof STATE_DRIVER_NAMES;
+    paras.push(`${d.name} serves root only (system mode): the ${c(driver)} driver has no per-user instance. Started by `
+      + `an ordinary user it does what libvirt's does: it starts as that user's session instance (sockets in `
+      + `${c(ses.runDir)}), then its driver declines to initialise, it logs "Initialization of mandatory `
+      + `${STATE_DRIVER_NAMES[driver]} state driver skipped" and "Driver state initialization failed", and stops as on `
+      + `\`SIGTERM\`, sockets and pid file removed, with status ${EXIT.OK}; no client is served meanwhile.`);
   }
   const mainSockets = d.family !== 'remote' ? 'main socket' : d.withIP ? 'main, read-only, TCP and TLS sockets' : 'main and read-only sockets';
   paras.push(`Inside, two servers answer calls, as \`vadmin server-list\` shows: ${c(d.name)} behind the ${mainSockets}, `
@@ -271,10 +278,16 @@ function signalsSection(d: VirtdDescriptor): string {
 
 function exitSection(d: VirtdDescriptor): string {
   const rows: [number, string][] = [
-    [EXIT.OK, '`--help` or `--version`, or a graceful stop (signal, auto-shutdown) that finished in time.'],
+    [EXIT.OK, '`--help` or `--version`, or a graceful stop (signal, auto-shutdown) that finished in time'
+      + (d.family === 'remote' && d.drivers.length > 0
+        ? '; also a stop because driver initialisation failed (logged: "Driver state initialization failed"), as '
+          + `libvirt stops then${d.sessionSupported ? '' : ', which is what happens when an ordinary user starts it'}`
+        : '') + '.'],
     [EXIT.FAILURE, 'Bad command line; configuration file or `LIBVIRT_*` logging variable that cannot be used; pid '
-      + `file locked by another instance; or a graceful stop that did not finish within ${SHUTDOWN_WATCHDOG_MS / 1000} s.`],
-    [EXIT.RUNDIR, 'The run directory cannot be created or, in session mode, is not a private directory of the user.'],
+      + 'file locked by another instance, or one that is a symbolic link, not a regular file, not ours or a hard '
+      + `link (never written through); or a graceful stop that did not finish within ${SHUTDOWN_WATCHDOG_MS / 1000} s.`],
+    [EXIT.RUNDIR, 'The run directory cannot be created, or is a symbolic link, belongs to another user or, in session '
+      + 'mode, is writable by group or others (the message names it; nothing is created in it).'],
     [EXIT.INIT, `The ${d.family === 'remote' ? 'drivers or programs' : 'programs'} could not be loaded, or the servers could not be set up.`],
     [EXIT.NETWORK, `A socket cannot be bound or claimed: ${words([
       'address in use',
@@ -286,15 +299,8 @@ function exitSection(d: VirtdDescriptor): string {
     ], 'or')}.`],
   ];
   if (d.execRestart) {
-    rows[rows.findIndex(([code]) => code === EXIT.INIT)]![1] += ' After a `SIGUSR1` re-exec: a state file that cannot be read or is '
-      + 'not valid (a state file of another process is ignored instead).';
-  }
-  if (d.family === 'remote' && (d.drivers.length > 0 || !d.sessionSupported)) {
-    const causes = [
-      ...(d.drivers.length ? ['a driver failed to initialise'] : []),
-      ...(d.sessionSupported ? [] : ['the daemon was started in session mode, which it does not support']),
-    ];
-    rows.push([EXIT.DRIVER, `${words(causes, 'or').replace(/^a/, 'A')}.`]);
+    rows[rows.findIndex(([code]) => code === EXIT.INIT)]![1] += ' A re-exec state file (see FILES) that cannot be read or is '
+      + 'not valid, is a symbolic link or is not ours (a state file of another process is ignored instead).';
   }
   return section('EXIT STATUS',
     'The status tells which start-up step failed; one log line names the step and the cause. With `--daemon` the '
@@ -990,7 +996,8 @@ function connectionUrisSection(): string {
     ]),
     table(['URI, mode: daemon', 'System socket', 'System, `-r`', 'Session socket'], rows),
     `${words(noSession.map((d) => link(d.name)))} have no session instance; a \`/session\` URI of their driver `
-      + `starts the daemon, which exits with status ${EXIT.DRIVER} ("Failed to start <daemon>: exit status ${EXIT.DRIVER}").`,
+      + 'starts the daemon, which stops again at driver initialisation (status 0, as libvirt\'s); vsh, like virsh, then '
+      + 'fails after its retries with "Failed to connect socket to \'<dir>/<daemon>-sock\': No such file or directory".',
     '### Session autostart',
     'For a `/session` URI whose socket accepts no connection, vsh starts the daemon (the direct one, or libvirtd in '
       + 'legacy mode), as libvirt\'s client does. It creates the socket directory (mode 0700) if needed, takes a lock '

@@ -94,7 +94,7 @@ if (!isRoot()) {
     await qemud.stop();
   });
 
-  t.test('session mode: system-only drivers are not offered, qemu is', async (t) => {
+  t.test('session mode: system-only drivers are not offered, qemu and network are', async (t) => {
     const user = ensureUser('virttest');
     const xdg = runtimeDirFor(user);
     const env = userEnv(user, xdg);
@@ -104,8 +104,9 @@ if (!isRoot()) {
     const vsh = (uri: string): ReturnType<typeof run> => run(binPath('vsh'), ['-c', uri, 'uri'], { user, env });
     t.equal((await vsh('qemu:///session')).stdout, 'qemu:///session\n\n');
     t.equal((await vsh('secret:///session')).stdout, 'secret:///session\n\n');
-    t.match((await vsh('network:///session')).stderr, 'internal error: network state driver is not active',
-      'the network driver has no session instance');
+    t.equal((await vsh('network:///session')).stdout, 'network:///session\n\n', 'network has a session instance, as in libvirt 9.0');
+    t.match((await vsh('nwfilter:///session')).stderr, "internal error: unexpected nwfilter URI path '/session', try nwfilter:///system",
+      'nwfilter has none');
     const noUri = await run(binPath('vsh'), ['uri'], { user, env });
     t.equal(noUri.stdout, 'qemu:///session\n\n', 'no URI: the running daemon picks its default hypervisor');
     await h.stop();

@@ -229,21 +229,27 @@ if (!isRoot()) {
     closeFd(fd);
   });
 
-  t.test('the state file: corrupt stops start-up with status 3, another pid\'s is ignored', async (t) => {
-    const bad = startDaemon({ name: 'virtlockd', mode: 'system', nsSetup: 'echo "{ not json" > /run/virtlockd-restart-exec.json' });
+  t.test('the state file: corrupt after a re-exec stops start-up with 3; stale at a cold start is removed', async (t) => {
+    // VIRTD_REEXEC is what a re-exec puts in the new image's environment.
+    const bad = startDaemon({
+      name: 'virtlockd', mode: 'system', env: { VIRTD_REEXEC: '-1' },
+      nsSetup: 'echo "{ not json" > /run/virtlockd-restart-exec.json',
+    });
     t.teardown(() => bad.kill());
-    t.same(await bad.exited, { code: 3, signal: null }, 'corrupt: exit 3');
+    t.same(await bad.exited, { code: 3, signal: null }, 'corrupt after a re-exec: exit 3');
     t.match(bad.stderr, /re-exec state file \/run\/virtlockd-restart-exec.json: invalid JSON/);
     t.notMatch(bad.runAfterExit, /virtlockd-restart-exec/, 'and the file is gone');
 
-    const foreign = startDaemon({
-      name: 'virtlockd', mode: 'system', args: ['--verbose'],
-      nsSetup: 'echo \'{"magic": "1", "daemon": {"servers": {}}}\' > /run/virtlockd-restart-exec.json',
-    });
-    t.teardown(() => foreign.kill());
-    await foreign.ready('/run/libvirt/virtlockd-sock');
-    t.match(foreign.stderr, /ignoring re-exec state file .* belongs to pid 1/, 'a stale file of another pid: warned about');
-    t.notOk(fs.existsSync(foreign.path('/run/virtlockd-restart-exec.json')), 'and removed');
-    t.same(await foreign.stop(), { code: 0, signal: null });
+    for (const content of ['{ not json', '{"magic": "1", "daemon": {"servers": {}}}']) {
+      const cold = startDaemon({
+        name: 'virtlockd', mode: 'system', args: ['--verbose'],
+        nsSetup: `echo '${content}' > /run/virtlockd-restart-exec.json`,
+      });
+      t.teardown(() => cold.kill());
+      await cold.ready('/run/libvirt/virtlockd-sock');
+      t.match(cold.stderr, /removed a stale re-exec state file/, `cold start over ${JSON.stringify(content)}: warned about`);
+      t.notOk(fs.existsSync(cold.path('/run/virtlockd-restart-exec.json')), 'and removed');
+      t.same(await cold.stop(), { code: 0, signal: null });
+    }
   });
 }

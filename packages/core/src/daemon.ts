@@ -32,7 +32,7 @@ import type { DaemonDescriptor, DaemonModule } from './descriptor.js';
 import type { DaemonRuntime } from './runtime.js';
 import type { Program } from './program.js';
 import type { FdHandoff } from './fd-handoff.js';
-import type { DaemonState } from './exec-state.js';
+import { takeReexecMarker, REEXEC_ENV, type DaemonState } from './exec-state.js';
 
 type Serving = typeof import('./serving.js');
 let servingModule: Serving | undefined;
@@ -136,24 +136,23 @@ class Daemon {
 
     const sockets = socketPaths(d, paths, settings.unix.dir);
     this.paths = paths;
-    // A re-exec'd image finds its state before it daemonizes or touches a socket.
-    const restored = d.execRestart ? await stage('init', () => this.takeState(paths)) : undefined;
-    if (daemonize && !restored) return this.daemonizeParent(cli);
-    if (!d.sessionSupported && paths.mode === 'session') {
-      throw new StartupError('driver', new VirtError('OPERATION_INVALID', 'NONE',
-        `${d.name} supports only system mode (run it as root); its driver has no per-user instance`));
-    }
-
+    // The run dir is checked before anything in it is read (the re-exec
+    // state) or written: one that another user controls is never used.
     await stage('rundir', () => {
       ensureRunDir(paths.runDir, paths.mode, this.host.euid);
       if (settings.unix.dir) fs.mkdirSync(settings.unix.dir, { recursive: true, mode: paths.mode === 'system' ? 0o755 : 0o700 });
     });
+    // A re-exec'd image neither daemonizes again nor gives up its pid file
+    // lock: the old image's descriptor still holds it.
+    const reexeced = d.execRestart ? takeReexecMarker(this.env) : undefined;
+    if (daemonize && !reexeced) return this.daemonizeParent(cli);
     const pidPath = cli.pidFile ?? paths.pidFile;
     if (pidPath !== '') {
-      // After a re-exec the old image's descriptor still holds the lock.
-      const kept = typeof restored?.pidFd === 'number' ? restored.pidFd : undefined;
-      this.pidFile = await stage('pidfile', () => serving().PidFile.acquire(path.resolve(pidPath), process.pid, kept));
+      this.pidFile = await stage('pidfile', () => serving().PidFile.acquire(path.resolve(pidPath), process.pid, reexeced?.pidFd));
     }
+    // Only with the pid file held: a second instance started meanwhile must
+    // not take (and so destroy) the state of the one re-executing.
+    const restored = d.execRestart ? await stage('init', () => this.takeState(paths, reexeced !== undefined)) : undefined;
 
     this.autoShutdown = new AutoShutdown(() => this.quit(`no client for ${this.autoShutdown?.timeout} s`));
     const rt = this.runtime(paths, config);
@@ -173,7 +172,9 @@ class Daemon {
       const release = this.autoShutdown.inhibit();
       this.notifier.status('Initializing drivers');
       try {
-        await stage('driver', () => this.module!.init!());
+        await this.module.init();
+      } catch (e) {
+        return this.driverInitFailed(e);
       } finally {
         release();
       }
@@ -193,6 +194,23 @@ class Daemon {
       this.resolveRun = resolve;
       // A SIGUSR1 that came while we started is honoured now.
       if (this.pendingReexec) queueMicrotask(() => { this.pendingReexec = false; this.reexec(); });
+    });
+  }
+
+  /**
+   * libvirt's daemonRunStateInit on failure: log it, then stop the way
+   * SIGTERM does (sockets and pid file removed), with status 0. It is how a
+   * modular daemon whose driver has no instance in this mode (virtlxcd run
+   * by an ordinary user) ends. The --daemon parent had been told "started"
+   * before driver initialisation in libvirt, so it is told so here too.
+   */
+  private driverInitFailed(e: unknown): Promise<number> {
+    this.log?.error((e as Error).message ?? String(e));
+    this.log?.error('Driver state initialization failed');
+    this.daemonChild?.report(EXIT.OK);
+    return new Promise<number>((resolve) => {
+      this.resolveRun = resolve;
+      this.quit('driver state initialization failed');
     });
   }
 
@@ -367,9 +385,25 @@ class Daemon {
 
   // ---- re-exec (SIGUSR1: virtlogd, virtlockd) -------------------------------
 
-  /** Reads and unlinks our state file, if the previous image left one. */
-  private takeState(paths: DaemonPaths): DaemonState | undefined {
-    const r = serving().takeStateFile(paths.restartStateFile, process.pid);
+  /**
+   * Reads and unlinks our state file, if the previous image left one. At a
+   * cold start any file there is stale (a kill during a re-exec, a reused
+   * pid): removed with a warning, never fatal, never restored.
+   */
+  private takeState(paths: DaemonPaths, reexeced: boolean): DaemonState | undefined {
+    const S = serving();
+    if (!reexeced) {
+      try {
+        const stale = S.takeStateFile(paths.restartStateFile, process.pid);
+        if (stale.kind !== 'none') this.log?.warn(`removed a stale re-exec state file ${paths.restartStateFile} (not re-executed)`);
+      } catch (e) {
+        // Unreadable (a symlink, another user's): unlinked, never followed.
+        try { fs.rmSync(paths.restartStateFile, { force: true }); } catch { /* a directory: left alone */ }
+        this.log?.warn(`removed a stale re-exec state file: ${(e as Error).message}`);
+      }
+      return undefined;
+    }
+    const r = S.takeStateFile(paths.restartStateFile, process.pid);
     if (r.kind === 'foreign') {
       this.log?.warn(`ignoring re-exec state file ${paths.restartStateFile}: it belongs to pid ${r.magic}, not us`);
       return undefined;
@@ -406,14 +440,11 @@ class Daemon {
     void S.quiesceAll(parts).then(() => {
       const { state, fds } = S.buildState(parts, process.pid);
       const pidFd = this.pidFile?.descriptor;
-      if (pidFd !== undefined) {
-        state.pidFd = pidFd;
-        fds.push(pidFd);
-      }
+      if (pidFd !== undefined) fds.push(pidFd);
       S.writeStateFile(this.paths!.restartStateFile, state);
       // Log writes are synchronous (files, pipes, datagrams): nothing to flush.
       log?.debug({ fds: fds.length }, 'state written; exec');
-      S.execSelf({ keepFds: fds, env: this.env });
+      S.execSelf({ keepFds: fds, env: { ...this.env, [REEXEC_ENV]: String(pidFd ?? -1) } });
     }).catch((e: unknown) => {
       // Before the exec nothing is lost: carry on as we were.
       log?.error({ err: e }, 're-exec failed; carrying on without it');
@@ -519,7 +550,8 @@ class Daemon {
     });
     const graceful = (async (): Promise<number> => {
       await Promise.all([...this.servers.values()].map((s) => s.close(5000)));
-      await this.module?.cleanup?.();
+      // libvirt cleans up only drivers that finished initialising.
+      if (this.driversReady) await this.module?.cleanup?.();
       return EXIT.OK;
     })();
     const code = await Promise.race([graceful, watchdog]);

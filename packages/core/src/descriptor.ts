@@ -57,7 +57,11 @@ export interface DaemonDescriptor {
   readonly withIP: boolean;
   /** Has libvirtd's --listen; without it a withIP daemon always honours listen_tcp/listen_tls. */
   readonly listenFlag: boolean;
-  /** Runs as an ordinary user at all; system-only drivers refuse session mode. */
+  /**
+   * Serves an ordinary user (session mode). A modular daemon whose driver is
+   * system-only still starts as one, binds its sockets, and then stops with
+   * status 0 when its mandatory driver skips itself, as libvirt's does.
+   */
   readonly sessionSupported: boolean;
   /** Re-executes itself in place on SIGUSR1 (virtlogd, virtlockd). */
   readonly execRestart: boolean;

@@ -72,8 +72,6 @@ export interface DaemonState {
   magic: string;
   /** Ours: fds handed out by ticket and not yet redeemed. */
   fdTickets?: TicketState[];
-  /** Ours: the pid file's descriptor, whose lock is kept across the exec. */
-  pidFd?: number;
   /** Ours: children of the old image, reaped by the new one. */
   children?: number[];
   /** The module's own keys (virtlogd's "handler", virtlockd's lockspaces). */
@@ -106,8 +104,13 @@ export type StateRead =
 export function takeStateFile(file: string, pid: number): StateRead {
   let text: string;
   try {
-    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // Never through a symlink, nor from a FIFO or a file someone else made.
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     try {
+      const st = fs.fstatSync(fd);
+      const euid = process.geteuid?.() ?? st.uid;
+      if (!st.isFile()) throw new StateFileError(file, 'not a regular file');
+      if (st.uid !== euid) throw new StateFileError(file, `it belongs to uid ${st.uid}, not to us (uid ${euid})`);
       const buf = Buffer.alloc(STATE_MAX_BYTES + 1);
       const n = fs.readSync(fd, buf, 0, buf.length, 0);
       if (n > STATE_MAX_BYTES) throw new StateFileError(file, `larger than ${STATE_MAX_BYTES} bytes`);
@@ -117,7 +120,9 @@ export function takeStateFile(file: string, pid: number): StateRead {
       fs.rmSync(file, { force: true });
     }
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { kind: 'none' };
+    if (code === 'ELOOP') throw new StateFileError(file, 'it is a symbolic link; refusing to follow it');
     if (e instanceof StateFileError) throw e;
     throw new StateFileError(file, (e as Error).message);
   }
@@ -133,15 +138,39 @@ export function takeStateFile(file: string, pid: number): StateRead {
   return { kind: 'ours', state: json as DaemonState };
 }
 
-/** Writes the state file: only root (or the user) may read it, as libvirt's 0700. */
+/**
+ * Writes the state file: only root (or the user) may read it, as libvirt's
+ * 0700. Written beside and renamed into place, so a kill mid-write never
+ * leaves a torn file, and a symlink or hard link planted at the path is
+ * replaced, never written through.
+ */
 export function writeStateFile(file: string, state: DaemonState): void {
-  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o700);
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.rmSync(tmp, { force: true });
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o700);
   try {
     fs.writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
     fs.fchmodSync(fd, 0o700);
+    fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
+  fs.renameSync(tmp, file);
+}
+
+/** Set in the new image's environment by a re-exec: the pid file's kept fd, or -1. */
+export const REEXEC_ENV = 'VIRTD_REEXEC';
+
+/**
+ * Whether this image was started by our own re-exec (and the pid file
+ * descriptor it kept), read from and removed from `env`.
+ */
+export function takeReexecMarker(env: Record<string, string | undefined>): { pidFd: number | undefined } | undefined {
+  const v = env[REEXEC_ENV];
+  if (v === undefined) return undefined;
+  delete env[REEXEC_ENV];
+  const fd = Number(v);
+  return { pidFd: Number.isInteger(fd) && fd >= 0 ? fd : undefined };
 }
 
 export const isObject = (v: unknown): v is Record<string, unknown> =>

@@ -28,8 +28,7 @@ export class PidFile {
       if (adopted) return adopted;
     }
     for (let attempt = 0; ; attempt++) {
-      // O_NOFOLLOW: never write through a symlink planted in a shared directory.
-      const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644);
+      const fd = openOwn(p);
       try {
         if (!tryLockByte0(fd)) {
           throw new VirtError('SYSTEM_ERROR', 'NONE', undefined, {
@@ -85,6 +84,37 @@ export class PidFile {
     fs.closeSync(this.fd);
     this.fd = undefined;
   }
+}
+
+/**
+ * Opens (creating) the pid file for writing, but never through a symlink
+ * (O_NOFOLLOW), a FIFO or device (O_NONBLOCK, then a regular-file check),
+ * nor into a file that is not ours or has another name too (a hard link):
+ * in a shared directory (/tmp, a world-writable --pid-file dir) another
+ * user could plant any of these to have us clobber a file. Nothing is
+ * written before these checks. libvirt 9.0 follows whatever is there.
+ */
+function openOwn(p: string): number {
+  const { O_WRONLY, O_CREAT, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ELOOP' ? 'it is a symbolic link; refusing to follow it' : (e as Error).message;
+    throw new VirtError('SYSTEM_ERROR', 'NONE', undefined, { message: `Failed to acquire pid file '${p}': ${why}`, cause: e });
+  }
+  const st = fs.fstatSync(fd);
+  const euid = process.geteuid?.() ?? st.uid;
+  const why = !st.isFile() ? 'it is not a regular file'
+    : st.uid !== euid ? `it belongs to uid ${st.uid}, not to us (uid ${euid})`
+      : st.nlink > 1 ? `it has ${st.nlink} hard links`
+        : undefined;
+  if (why) {
+    fs.closeSync(fd);
+    throw new VirtError('SYSTEM_ERROR', 'NONE', undefined, { message: `Failed to acquire pid file '${p}': ${why}; refusing to write it` });
+  }
+  return fd;
 }
 
 function readPid(p: string): string | undefined {

@@ -14,15 +14,22 @@ export const ALL_DRIVERS: readonly DriverName[] = [
   'network', 'interface', 'secret', 'storage', 'nodedev', 'nwfilter', 'xen', 'qemu', 'lxc', 'vbox', 'bhyve',
 ];
 
-/** Drivers with a per-user (session) instance; the rest are system-only. */
-export const SESSION_DRIVERS: readonly DriverName[] = ['qemu', 'vbox', 'secret', 'storage'];
+/**
+ * Drivers with a per-user (session) instance, as in libvirt 9.0: network,
+ * interface and nodedev serve network:///session and the like too. The
+ * rest (xen, lxc, bhyve, nwfilter) skip themselves unless privileged.
+ */
+export const SESSION_DRIVERS: readonly DriverName[] = ['qemu', 'vbox', 'network', 'interface', 'nodedev', 'secret', 'storage'];
 
-
-/** The drivers are loaded only when the daemon starts serving. */
-const withDrivers = (names: readonly DriverName[]) => (rt: DaemonRuntime): DaemonModule => {
+/**
+ * The drivers are loaded only when the daemon starts serving. A modular
+ * daemon's one driver is mandatory: if it has no instance in this mode the
+ * daemon stops after start-up, as libvirt's does.
+ */
+const withDrivers = (names: readonly DriverName[], mandatory = false) => (rt: DaemonRuntime): DaemonModule => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { driverModule } = require('@virtd/drivers') as typeof import('@virtd/drivers');
-  return driverModule(rt, names);
+  return driverModule(rt, names, { mandatory });
 };
 
 interface ModularSpec { driver: DriverName; title: string }
@@ -98,7 +105,7 @@ export const modular: readonly VirtdDescriptor[] = MODULAR.map(({ driver, title 
   sessionSupported: SESSION_DRIVERS.includes(driver),
   execRestart: false,
   drivers: [driver],
-  load: withDrivers([driver]),
+  load: withDrivers([driver], true),
   unit: modularUnit(driver, daemonForDriver(driver)),
 }));
 

@@ -26,12 +26,26 @@ export interface Driver {
   readonly hypervisor: boolean;
   /** Modes with an instance of this driver. */
   readonly modes: readonly Mode[];
+  /**
+   * libvirt's name for its state driver ("LXC", "Xen", "NWFilter"), as its
+   * start-up errors print it; unset for a driver libvirt keeps no state for
+   * (vbox), which therefore never skips itself.
+   */
+  readonly stateName?: string;
+  /**
+   * Opens even in a mode without an instance: libvirt's nwfilter allocates
+   * its driver before it skips itself unprivileged, so a session libvirtd
+   * still opens nwfilter:///system (and lists no filters).
+   */
+  readonly opensWithoutInstance?: boolean;
   stateInit?(): Promise<void>;
   stateReload?(): Promise<void>;
   stateCleanup?(): Promise<void>;
   /**
    * Checks the URI is one this driver opens here (right path for the mode,
-   * hypervisor present); throws libvirt's error otherwise.
+   * hypervisor present); throws libvirt's error otherwise. Called in a mode
+   * without an instance too, since libvirt's drivers check the URI path
+   * before (lxc) or instead of (nwfilter) their state.
    */
   checkOpen(uri: ParsedUri): void;
   /** Hypervisor version, libvirt's integer form; undefined when not known. */
@@ -42,5 +56,11 @@ export interface Driver {
   /** Programs this driver adds to the main server. */
   programs?(): Program[];
 }
+
+/** libvirt 9.0's virStateDriver names (vbox has none). */
+export const STATE_DRIVER_NAMES: Readonly<Partial<Record<DriverName, string>>> = {
+  qemu: 'QEMU', xen: 'Xen', lxc: 'LXC', bhyve: 'bhyve', network: 'bridge', interface: 'udev', nodedev: 'udev',
+  nwfilter: 'NWFilter', secret: 'secret', storage: 'storage',
+};
 
 export type DriverFactory = (ctx: DriverContext) => Driver;

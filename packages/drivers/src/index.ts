@@ -1,6 +1,7 @@
 // A daemon's drivers as one module for the core: the Connect program, the
 // programs the drivers add, and the drivers' state lifecycle. libvirtd
 // loads all drivers in-process; each virt${DRIVER}d exactly its own.
+import { VirtError } from '@virtd/errors';
 import type { DaemonModule, DaemonRuntime } from '@virtd/core';
 import type { Driver, DriverFactory, DriverName } from './driver.js';
 import { DriverRegistry } from './registry.js';
@@ -24,7 +25,25 @@ const FACTORIES: Record<DriverName, DriverFactory> = {
   secret: (ctx) => new SecretDriver(ctx),
 };
 
-export function driverModule(rt: DaemonRuntime, names: readonly DriverName[]): DaemonModule {
+export interface DriverModuleOptions {
+  /**
+   * Every driver must initialise, none may skip itself: a modular daemon
+   * (libvirt's MODULE_NAME build) exists for its one driver, so a driver
+   * with no instance in this mode fails start-up there, while libvirtd
+   * carries on with the others.
+   */
+  readonly mandatory?: boolean;
+}
+
+/** libvirt's virStateInitialize failure for a mandatory driver that skipped itself. */
+export class DriverSkippedError extends VirtError {
+  constructor(stateName: string) {
+    super('OPERATION_FAILED', 'NONE', undefined, { message: `Initialization of mandatory ${stateName} state driver skipped` });
+    this.name = 'DriverSkippedError';
+  }
+}
+
+export function driverModule(rt: DaemonRuntime, names: readonly DriverName[], options: DriverModuleOptions = {}): DaemonModule {
   const mode = rt.paths.mode;
   const drivers: Driver[] = names.map((n) => FACTORIES[n]({ rt, mode, log: rt.log(`driver.${n}`) }));
   const registry = new DriverRegistry(drivers);
@@ -36,6 +55,8 @@ export function driverModule(rt: DaemonRuntime, names: readonly DriverName[]): D
     async init(): Promise<void> {
       for (const d of drivers) {
         if (!d.modes.includes(mode)) {
+          // libvirt's drivers say "Not running privileged, disabling driver".
+          if (options.mandatory && d.stateName) throw new DriverSkippedError(d.stateName);
           log.info(`${d.name} driver has no ${mode} instance; skipped`);
           continue;
         }
@@ -52,6 +73,7 @@ export function driverModule(rt: DaemonRuntime, names: readonly DriverName[]): D
 }
 
 export type { Driver, DriverContext, DriverName } from './driver.js';
+export { STATE_DRIVER_NAMES } from './driver.js';
 export { DriverRegistry } from './registry.js';
 export { parseSecretXml, formatSecretXml, type SecretDef } from './secret/def.js';
 export { nodeInfo, cpuInfo, numaCells } from './host/facts.js';

@@ -72,6 +72,7 @@ export function qemuDriver(ctx: DriverContext): Driver {
     name: 'qemu',
     scheme: 'qemu',
     typeName: 'QEMU',
+    stateName: 'QEMU',
     hypervisor: true,
     modes: ['system', 'session'],
     async stateInit(): Promise<void> {

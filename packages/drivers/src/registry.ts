@@ -35,9 +35,13 @@ export class DriverRegistry {
     const uri = this.resolve(uriText, mode);
     const driver = this.drivers.find((d) => d.scheme === uri.scheme && !uri.transport && !uri.host);
     if (!driver) throw new VirtError('NO_CONNECT', 'NONE', uriText || canonicalUri(uri));
-    // A driver without an instance in this mode was never initialised here.
-    if (!driver.modes.includes(mode)) throw new VirtError('INTERNAL_ERROR', 'NONE', `${driver.name} state driver is not active`);
+    // The driver's own URI check comes first: libvirt's lxc and nwfilter
+    // refuse a /session path with their hint whether or not they are active.
     driver.checkOpen(uri);
+    // A driver without an instance in this mode was never initialised here.
+    if (!driver.modes.includes(mode) && !driver.opensWithoutInstance) {
+      throw new VirtError('INTERNAL_ERROR', 'NONE', `${driver.name} state driver is not active`);
+    }
     if (flags & CONNECT_RO) client.restrictToReadOnly();
     const conn: OpenConnection = { driver, uri: canonicalUri(uri), readonly: client.readonly };
     client.data.set(CONNECTION, conn);
