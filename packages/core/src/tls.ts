@@ -1,7 +1,9 @@
 // TLS for the TLS listener: a tls.Server receives each raw connection
 // (never a bare TLSSocket, which does not enforce client verification) and
-// hands back the secure socket, whose peer DN we check against
-// tls_allowed_dn_list. The files are re-read by the admin UpdateTlsFiles call.
+// hands back the secure socket, whose certificate we check (trusted, then
+// its DN against tls_allowed_dn_list). The files are re-read by the admin
+// UpdateTlsFiles call. Every refusal is reported once, on one line, with
+// the reason (test/src/tls-negative.test.ts).
 import fs from 'node:fs';
 import tls from 'node:tls';
 import crypto from 'node:crypto';
@@ -101,6 +103,43 @@ export function dnAllowed(dn: string, patterns: readonly string[] | undefined): 
   return patterns.some((p) => fnmatch(p, dn) || fnmatch(p, reversed));
 }
 
+/** OpenSSL's verification codes, in libvirt's words for a client certificate. */
+const VERIFY_REASONS: Record<string, string> = {
+  CERT_HAS_EXPIRED: 'the client certificate has expired',
+  CERT_NOT_YET_VALID: 'the client certificate is not yet active',
+  CERT_REVOKED: 'the client certificate has been revoked',
+  UNABLE_TO_GET_ISSUER_CERT: "the client certificate hasn't got a known issuer",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "the client certificate hasn't got a known issuer",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the client certificate hasn't got a known issuer",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "the client certificate hasn't got a known issuer",
+  SELF_SIGNED_CERT_IN_CHAIN: "the client certificate hasn't got a known issuer",
+};
+
+/** Why a verified client is refused (untrusted, or a DN not allowed), or undefined. */
+function refusal(secure: tls.TLSSocket, dn: string | undefined, allowedDNs: readonly string[] | undefined): string | undefined {
+  if (dn === undefined) return 'TLS handshake failed: no client certificate was presented';
+  if (!secure.authorized) {
+    const code = String(secure.authorizationError ?? 'UNKNOWN');
+    return `TLS handshake failed: ${VERIFY_REASONS[code] ?? 'the client certificate is not trusted'} (${code}) (DN '${dn}')`;
+  }
+  if (!dnAllowed(dn, allowedDNs)) return `client certificate DN '${dn}' is not in tls_allowed_dn_list`;
+  return undefined;
+}
+
+/**
+ * A handshake error as one short line: OpenSSL's messages carry a queue
+ * prefix, a source location and a trailing newline, which would split the
+ * log line; its reason string says it all.
+ */
+function handshakeError(err: Error & { code?: string; reason?: string }): string {
+  if (err.code === 'ECONNRESET') return 'the client closed the connection during the handshake';
+  if (err.code === 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' || err.code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE') {
+    return `the client refused our certificate (${err.reason ?? err.code})`;
+  }
+  const text = err.reason ?? err.message.split('\n')[0]!.trim();
+  return err.code ? `${text} (${err.code})` : text;
+}
+
 export interface TlsOutcome {
   onSecure(secure: tls.TLSSocket, dn: string | undefined): void;
   onReject(reason: string): void;
@@ -117,7 +156,10 @@ export class TlsEndpoint {
     this.server = tls.createServer({
       ...secureOptions(settings),
       requestCert: true,
-      rejectUnauthorized: !settings.noVerify,
+      // Node's own rejection drops an untrusted client silently (no error,
+      // no event): the log would only say the peer hung up. We check
+      // secure.authorized ourselves instead and say why.
+      rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       // gRPC runs over HTTP/2, which TLS clients negotiate with ALPN.
       ALPNProtocols: ['h2'],
@@ -130,8 +172,9 @@ export class TlsEndpoint {
       this.pending.delete(raw);
       const peer = secure.getPeerX509Certificate();
       const dn = peer ? dnString(peer.subject) : undefined;
-      if (!settings.noVerify && (!dn || !dnAllowed(dn, settings.allowedDNs))) {
-        outcome.onReject(`client certificate DN '${dn ?? '(none)'}' is not in tls_allowed_dn_list`);
+      const reason = settings.noVerify ? undefined : refusal(secure, dn, settings.allowedDNs);
+      if (reason) {
+        outcome.onReject(reason);
         secure.destroy();
         return;
       }
@@ -141,7 +184,7 @@ export class TlsEndpoint {
       const raw = (secure as unknown as { _parent?: net.Socket })._parent;
       const outcome = raw && this.pending.get(raw);
       if (raw) this.pending.delete(raw);
-      if (outcome) outcome.onReject(`TLS handshake failed: ${err.message}`);
+      if (outcome) outcome.onReject(`TLS handshake failed: ${handshakeError(err)}`);
       secure.destroy();
     });
   }
