@@ -4,7 +4,16 @@
 // libuv in 64 KiB chunks with the copy-free `onread` mode, so pausing stops
 // the kernel reads at once: what we have not read stays in the pipe, which
 // is what lets a re-exec lose nothing. EOF (the last writer is gone) closes
-// the entry.
+// the entry; so does a failed write (a full disk, say), as in libvirt: the
+// error is logged once, the pipe's read end closed (the writer gets EPIPE),
+// and every other file goes on (test/src/diskfull.test.ts).
+//
+// A log is written by one writer after another (one pipe per guest run, or
+// an appended message). A new writer starts on a new line: if the log ends
+// mid-line because the last writer, or virtlogd itself, was killed there,
+// a newline goes in first, so each line in a log is whole or the cut-short
+// last line of one writer (test/src/crash.test.ts). After a re-exec the
+// same writer goes on, so nothing is added then.
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -104,6 +113,9 @@ export class LogHandler {
         .catch((e: NodeJS.ErrnoException) => {
           throw VirtError.raw('SYSTEM_ERROR', 'LOGGING', `Unable to open file: ${file}: ${e.message}`);
         });
+      // Cosmetic: a file that cannot take the newline (a full disk) still opens,
+      // as in libvirt; the first write that fails then closes the entry.
+      await writer.endLine().catch((e: Error) => this.opts.log.warn({ err: e, path: file }, `cannot end the last line of ${file}`));
       const [readFd, writeFd] = pipe(O_CLOEXEC);
       this.add({ path: file, driver, dom, readFd, writer });
       return { pos: writer.position(), writeFd };
@@ -146,7 +158,10 @@ export class LogHandler {
         return;
       }
       const w = await RotatingFileWriter.open(file, this.rotation.maxSize, this.rotation.maxBackups);
-      try { await w.append(data); } finally { await w.close(); }
+      try {
+        await w.endLine();
+        await w.append(data);
+      } finally { await w.close(); }
     } catch (err) {
       throw VirtError.raw('SYSTEM_ERROR', 'LOGGING', `Unable to write to ${file}: ${(err as Error).message}`);
     }
@@ -225,8 +240,10 @@ export class LogHandler {
       e.writer.append(chunk).then(
         () => { e.pending -= n; this.maybeResume(e); },
         (err: Error) => {
-          this.opts.log.error({ err, path: e.path }, 'log file write failed; closing it');
-          void this.closeEntry(e);
+          // Chunks queued behind the failed one fail too; report the first.
+          if (this.files.get(e.path) !== e) return;
+          this.opts.log.error({ err, path: e.path }, `Unable to write to ${e.path}: ${err.message}; closing it`);
+          void this.closeEntry(e, true);
         },
       );
       if (e.pending >= HIGH_WATER) {
@@ -269,11 +286,13 @@ export class LogHandler {
     await e.writer.flush();
   }
 
-  private async closeEntry(e: Entry): Promise<void> {
+  /** Forgets the entry and closes its pipe; `failed`: its file cannot be written, drop what is queued. */
+  private async closeEntry(e: Entry, failed = false): Promise<void> {
     if (this.files.get(e.path) !== e) return;
     this.files.delete(e.path);
     e.sock.destroy();
     e.release?.();
+    if (failed) e.writer.discard();
     await e.writer.close().catch(() => {});
   }
 }

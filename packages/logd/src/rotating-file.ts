@@ -27,6 +27,8 @@ export class RotatingFileWriter {
   /** Serialises appends, rollovers and close. */
   private queue: Promise<void> = Promise.resolve();
   private failed: Error | undefined;
+  /** Set by discard(): queued writes reject without writing. */
+  private discarding = false;
 
   private constructor(path: string, maxSize: number, maxBackups: number) {
     this.path = path;
@@ -72,6 +74,34 @@ export class RotatingFileWriter {
     return p;
   }
 
+  /**
+   * Starts a new line unless the log already ends with one: a writer that
+   * died mid-line (QEMU killed, or virtlogd itself killed between reading a
+   * chunk and writing the rest) leaves a partial last line, and the next
+   * writer's first line must not be glued to it. The log ends at the live
+   * file's last byte, or the newest backup's when the live file is empty.
+   * libvirt does not do this; ours keeps every line of a log either whole or
+   * a cut-short last line of one writer (test/src/crash.test.ts).
+   */
+  endLine(): Promise<void> {
+    const p = this.queue.then(async () => {
+      const last = this.size > 0 ? await lastByte(this.path)
+        : this.maxBackups > 0 ? await lastByte(backupName(this.path, 0)) : undefined;
+      if (last !== undefined && last !== 0x0a) await this.write(Buffer.from('\n'));
+    });
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  /**
+   * Drops whatever is queued and not yet written (each such append rejects
+   * without touching the file): for a writer whose file failed, so a full
+   * disk is not hit again once per queued chunk.
+   */
+  discard(): void {
+    this.discarding = true;
+  }
+
   get error(): Error | undefined {
     return this.failed;
   }
@@ -84,6 +114,7 @@ export class RotatingFileWriter {
   }
 
   private async write(data: Buffer): Promise<void> {
+    if (this.discarding) throw this.failed ?? new Error(`writes to ${this.path} were discarded`);
     try {
       let rest = data;
       if (this.maxSize > 0 && this.size > this.maxSize) await this.rollover();
@@ -129,6 +160,21 @@ export class RotatingFileWriter {
       await fsp.rename(this.path, backupName(this.path, 0)).catch(ignoreMissing);
     }
     await this.openLive();
+  }
+}
+
+/** The last byte of a file; undefined when it is missing or empty. */
+async function lastByte(file: string): Promise<number | undefined> {
+  let fh: fsp.FileHandle;
+  try { fh = await fsp.open(file, 'r'); } catch { return undefined; }
+  try {
+    const { size } = await fh.stat();
+    if (size === 0) return undefined;
+    const buf = Buffer.alloc(1);
+    const { bytesRead } = await fh.read(buf, 0, 1, size - 1);
+    return bytesRead === 1 ? buf[0] : undefined;
+  } finally {
+    await fh.close();
   }
 }
 

@@ -23,6 +23,7 @@ export class SecretDriver implements Driver {
   readonly name = 'secret' as const;
   readonly scheme = 'secret';
   readonly typeName = 'secret';
+  readonly stateName = 'secret';
   readonly hypervisor = false;
   readonly modes = ['system', 'session'] as const;
   readonly events = new EventEmitter<{ event: [SecretEvent] }>();
@@ -80,8 +81,9 @@ export class SecretDriver implements Driver {
       }
     }
     if (!def.ephemeral) {
-      this.store.saveDef(def);
-      if (existing?.value && existing.def.ephemeral) this.store.saveValue(def.uuid, existing.value);
+      // An ephemeral secret made persistent goes to disk whole: value, then definition.
+      if (existing?.def.ephemeral) this.store.saveNew(def, existing.value);
+      else this.store.saveDef(def);
     } else if (existing && !existing.def.ephemeral) {
       this.store.remove(def.uuid);
     }
