@@ -94,6 +94,20 @@ export class Client {
     this.socket.destroy();
   }
 
+  /**
+   * Reads the connection again if HTTP/2 stopped reading it. Node's http2
+   * stops for good once nghttp2 has ended a session (the GOAWAY it sends
+   * after a protocol error) and so never sees the peer close: the socket,
+   * its fd and the client's slot would stay until keepalive, or forever
+   * where keepalive is off (fuzz.test.ts). Reading again lets the EOF
+   * through; nghttp2 ignores the bytes before it. A connection being read
+   * already is left as it is (libuv answers EALREADY).
+   */
+  unstall(): void {
+    const h = (this.grpcSocket as unknown as { _handle?: { readStart?: () => number } | null })._handle;
+    if (!this.grpcSocket.destroyed && h?.readStart) h.readStart();
+  }
+
   /** Runs `fn` once the connection is gone (virtlockd releases the owner's locks). */
   onClose(fn: () => void): void {
     if (this.closed) queueMicrotask(fn);

@@ -9,13 +9,13 @@
 import * as grpc from '@grpc/grpc-js';
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
-import { peerCred, userName, groupName, socketPair, setCloexec } from '@virtd/posix';
+import { peerCred, userName, groupName, socketPair, setCloexec, closeFd } from '@virtd/posix';
 import { VirtError } from '@virtd/errors';
 import { clientLimitsProblem } from '@virtd/conf';
 import type { Logger } from 'pino';
 import type { MethodInfo } from '@virtd/protocol';
 import { Client, clientForPeer, type ClientIdentity } from './client.js';
-import type { Listener } from './listener.js';
+import { fdBudget, type Listener } from './listener.js';
 import type { Program, CallContext, SurfaceCall } from './program.js';
 import { WorkerPool, type PoolLimits } from './workers.js';
 import { toStatus, asVirtError, RelayedStatus } from '@virtd/protocol/status';
@@ -29,6 +29,9 @@ export type Role = 'rw' | 'ro' | 'admin';
 
 const readOnlyDenied = (info: MethodInfo): VirtError =>
   new VirtError('OPERATION_DENIED', 'RPC', `read only access prevents ${info.api ?? `${info.service}.${info.method}`}`);
+
+/** How often connections HTTP/2 gave up reading are read again, to see their peer go. */
+const UNSTALL_INTERVAL_MS = 1000;
 
 /** libvirt's limit on one RPC message, payload and framing included. */
 export const MESSAGE_MAX_BYTES = 32 * 1024 * 1024;
@@ -72,6 +75,16 @@ interface Service {
   readonly opts: ServiceOptions;
 }
 
+/** The fd budget is per process; its log lines come once, from the first server. */
+let fdBudgetLogged = false;
+function logFdBudget(log: Logger): void {
+  if (fdBudgetLogged) return;
+  fdBudgetLogged = true;
+  fdBudget.on('exhausted', (u) => log.warn({ fdsInUse: u.used, fdLimit: u.limit },
+    `too many open files (${u.used} of ${u.limit}): stopped accepting connections until some are closed`));
+  fdBudget.on('recovered', (u) => log.info({ fdsInUse: u.used, fdLimit: u.limit }, 'file descriptors available again: accepting connections'));
+}
+
 /** A connection's claim on the limits, released exactly once when it goes. */
 interface Slot { anonymous: boolean; released: boolean }
 
@@ -113,6 +126,8 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly relays = new Map<number, H2Relay>();
   /** Connections still being told apart (fd hand-over or HTTP/2), with their cancel. */
   private readonly sniffing = new Map<net.Socket, () => void>();
+  /** Set by start(): looks for connections HTTP/2 stopped reading (Client.unstall). */
+  private unstaller: NodeJS.Timeout | undefined;
 
   constructor(config: ServerConfig, programs: readonly Program[], log: Logger) {
     super();
@@ -124,6 +139,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.workers = new WorkerPool(config.workers);
     this.programs = programs;
     this.log = log;
+    logFdBudget(log);
   }
 
   /** Adds the listeners of one role. */
@@ -146,6 +162,10 @@ export class Server extends EventEmitter<ServerEvents> {
   start(): void {
     this.running = true;
     this.updateAccepting();
+    this.unstaller ??= setInterval(() => {
+      for (const c of this.clientsById.values()) c.unstall();
+    }, UNSTALL_INTERVAL_MS);
+    this.unstaller.unref();
   }
 
   get clientCount(): number {
@@ -197,6 +217,7 @@ export class Server extends EventEmitter<ServerEvents> {
   private async doClose(graceMs: number): Promise<void> {
     this.running = false;
     this.stopped = true;
+    clearInterval(this.unstaller);
     for (const cancel of this.sniffing.values()) cancel();
     for (const s of this.services) for (const l of s.listeners) l.close();
     // GOAWAY: clients start no new calls. Calls already running may finish
@@ -216,6 +237,16 @@ export class Server extends EventEmitter<ServerEvents> {
   // ---- connections -------------------------------------------------------
 
   private accept(service: Service, listener: Listener, sock: net.Socket): void {
+    try {
+      this.acceptUnchecked(service, listener, sock);
+    } catch (e) {
+      // A bug or a resource shortage costs this connection, never the daemon.
+      this.log.error({ err: e, listener: listener.address }, 'cannot take the connection; dropping it');
+      sock.destroy();
+    }
+  }
+
+  private acceptUnchecked(service: Service, listener: Listener, sock: net.Socket): void {
     const slot: Slot = { anonymous: !!service.opts.tls, released: false };
     this.nconn++;
     if (slot.anonymous) this.nanon++;
@@ -261,12 +292,31 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /** Hand-over connections are served at once; HTTP/2 ones are admitted. */
   private sniff(service: Service, handoff: FdHandoff, sock: net.Socket, identity: ClientIdentity): void {
+    // A hand-over client may half-close once its line is sent and still
+    // wait for the answer; Node would shut our side at its EOF, before we
+    // answered (EPIPE: fuzz.test.ts). So our side stays open until the
+    // answer is out, and an EOF that leaves nothing to answer (an
+    // undecided or unfinished line) drops the connection.
+    sock.allowHalfOpen = true;
+    let http2 = false;
+    sock.once('end', () => setImmediate(() => { if (!http2 && !sock.destroyed) sock.destroy(); }));
     const s = sniffConnection(sock);
     this.sniffing.set(sock, s.cancel);
     void s.result.then((r) => {
       this.sniffing.delete(sock);
-      if (r.kind === 'fd-handoff') handoff.serve(sock, r.head, identity.uid);
-      else if (r.kind === 'other') this.admit(service, sock, identity);
+      try {
+        if (r.kind === 'fd-handoff') handoff.serve(sock, r.head, identity.uid);
+        else if (r.kind === 'other') {
+          // HTTP/2 closes at the peer's EOF, as any client does.
+          http2 = true;
+          sock.allowHalfOpen = false;
+          if (sock.readableEnded) sock.end();
+          this.admit(service, sock, identity);
+        }
+      } catch (e) {
+        this.log.error({ err: e }, 'cannot serve the connection; dropping it');
+        sock.destroy();
+      }
     });
   }
 
@@ -280,9 +330,16 @@ export class Server extends EventEmitter<ServerEvents> {
       sock.destroy();
       return;
     }
-    this.attach(service.role, sock, {
-      id: this.nextClientId++, transport, readonly: service.role === 'ro', identity,
-    });
+    try {
+      this.attach(service.role, sock, {
+        id: this.nextClientId++, transport, readonly: service.role === 'ro', identity,
+      });
+    } catch (e) {
+      // The relay's socketpair needs two more descriptors than the accept did.
+      if (isFdShortage(e)) fdBudget.shortage();
+      this.log.warn({ err: e }, 'cannot serve the connection; dropping it');
+      sock.destroy();
+    }
   }
 
   /** Makes a Client of a connection and hands it to gRPC (through a relay when resumable). */
@@ -321,8 +378,15 @@ export class Server extends EventEmitter<ServerEvents> {
   /** A socketpair between the client's relay and gRPC. */
   private relayFor(raw: net.Socket, state: RelayState | undefined): { relay: H2Relay; grpcSocket: net.Socket } {
     const [a, b] = socketPair();
-    const inner = new net.Socket({ fd: a, readable: true, writable: true });
-    const grpcSocket = new net.Socket({ fd: b, readable: true, writable: true });
+    let inner: net.Socket;
+    let grpcSocket: net.Socket;
+    try {
+      inner = new net.Socket({ fd: a, readable: true, writable: true });
+      grpcSocket = new net.Socket({ fd: b, readable: true, writable: true });
+    } catch (e) {
+      for (const fd of [a, b]) try { closeFd(fd); } catch { /* taken over by a socket */ }
+      throw e;
+    }
     for (const s of [inner, grpcSocket]) s.on('error', (e) => this.log.debug({ err: e }, 'relay socket error'));
     const relay = new H2Relay(raw, inner, state);
     raw.once('close', () => { inner.destroy(); grpcSocket.destroy(); });
@@ -451,6 +515,8 @@ export class Server extends EventEmitter<ServerEvents> {
     this.nconn--;
     if (slot.anonymous) this.nanon--;
     this.updateAccepting();
+    // Its descriptor is free now: accepting may go on if we had run out.
+    fdBudget.recheck();
     this.emit('clients', this.nconn);
   }
 
@@ -561,6 +627,11 @@ export class Server extends EventEmitter<ServerEvents> {
     return err;
   }
 }
+
+const isFdShortage = (e: unknown): boolean => {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EMFILE' || code === 'ENFILE';
+};
 
 const socketFd = (sock: net.Socket): number => (sock as unknown as { _handle: { fd: number } })._handle.fd;
 

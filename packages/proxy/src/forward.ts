@@ -84,7 +84,13 @@ export class Forwarder {
   /** Open: pick the daemon from the URI, connect (starting it in session mode), forward. */
   private async open(ctx: CallContext<Buffer>): Promise<Buffer> {
     if (ctx.client.data.has(UPSTREAM)) throw new VirtError('OPERATION_INVALID', 'REMOTE', 'connection already open');
-    const req = ConnectService.Open.requestDeserialize(ctx.request);
+    let req: ReturnType<typeof ConnectService.Open.requestDeserialize>;
+    try {
+      req = ConnectService.Open.requestDeserialize(ctx.request);
+    } catch (e) {
+      // The client's fault, as any request that does not decode.
+      throw new VirtError('RPC', 'RPC', `cannot decode the open request: ${(e as Error).message}`);
+    }
     const mode = this.rt.paths.mode;
     const socket = this.targetSocket(req.uri ?? '', ctx.client.readonly, mode);
     if (mode === 'session') {
