@@ -338,7 +338,8 @@ export class Listener extends EventEmitter<{ connection: [net.Socket]; error: [E
   }
 }
 
-const isFdShortage = (e: unknown): boolean => {
+/** Out of descriptors, for the process (EMFILE) or the system (ENFILE). */
+export const isFdShortage = (e: unknown): boolean => {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   return code === 'EMFILE' || code === 'ENFILE';
 };

@@ -15,7 +15,7 @@ import { clientLimitsProblem } from '@virtd/conf';
 import type { Logger } from 'pino';
 import type { MethodInfo } from '@virtd/protocol';
 import { Client, clientForPeer, type ClientIdentity } from './client.js';
-import { fdBudget, type Listener } from './listener.js';
+import { fdBudget, isFdShortage, type Listener } from './listener.js';
 import type { Program, CallContext, SurfaceCall } from './program.js';
 import { WorkerPool, type PoolLimits } from './workers.js';
 import { toStatus, asVirtError, RelayedStatus } from '@virtd/protocol/status';
@@ -627,11 +627,6 @@ export class Server extends EventEmitter<ServerEvents> {
     return err;
   }
 }
-
-const isFdShortage = (e: unknown): boolean => {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'EMFILE' || code === 'ENFILE';
-};
 
 const socketFd = (sock: net.Socket): number => (sock as unknown as { _handle: { fd: number } })._handle.fd;
 
