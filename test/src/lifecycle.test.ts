@@ -50,12 +50,15 @@ if (!isRoot()) {
     }
     const dir = path.join(xdg, 'libvirt');
     const rw = path.join(dir, `${d.sockPrefix}-sock`);
+    const admin = path.join(dir, `${d.sockPrefix}-admin-sock`);
+    // Sockets are bound one after the other: both must be up before we look.
     await h.socketReady(rw);
+    await h.socketReady(admin);
     t.equal(modeOf(dir), 0o700, 'session run dir 0700');
     t.equal(fs.statSync(dir).uid, user.uid, 'owned by the user');
     t.equal(fs.statSync(rw).uid, user.uid);
     t.notOk(fs.existsSync(path.join(dir, `${d.sockPrefix}-sock-ro`)), 'no read-only socket in session mode');
-    t.ok(fs.existsSync(path.join(dir, `${d.sockPrefix}-admin-sock`)), 'admin socket present');
+    t.ok(fs.existsSync(admin), 'admin socket present');
     const pidFile = path.join(dir, `${d.name}.pid`);
     t.equal(fs.readFileSync(pidFile, 'utf8'), String(h.pid));
     const exit = await h.stop('SIGTERM');
