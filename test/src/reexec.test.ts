@@ -25,7 +25,10 @@ async function reexec(h: DaemonHandle, n: number): Promise<void> {
   await waitFor(() => {
     if (h.proc.exitCode !== null) throw new Error(`daemon died:\n${h.output.slice(-4000)}`);
     return readyCount(h) >= n;
-  }, 20_000, `re-exec ${n}`);
+  }, 20_000, `re-exec ${n}`).catch((e: Error) => {
+    // What the daemon said last tells a hang from a slow machine.
+    throw new Error(`${e.message}; the daemon's last output:\n${h.output.slice(-3000)}`);
+  });
 }
 
 /** The admin server's view of its clients: ids that must not change. */

@@ -27,6 +27,10 @@ const PRIVATE = `<secret ephemeral='yes' private='yes'>
 </secret>
 `;
 
+// Many daemon starts and a kill loop: 100 s on an idle 2-core machine, more
+// when the other test files share it (tap's default is 120 s per file).
+t.setTimeout(360_000);
+
 if (!isRoot()) {
   t.pass('skipped: needs root');
 } else {

@@ -8,15 +8,19 @@ import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DAEMONS } from '@virtd/daemons';
-import { SystemdNamespace, isRoot, repoRoot, run, makePki, sleep, type Pki } from '@virtd/test-utils';
+import { SystemdNamespace, namespaceScratch, isRoot, repoRoot, run, makePki, sleep, type Pki } from '@virtd/test-utils';
 
 const hasSystemd = fs.existsSync('/lib/systemd/systemd') && fs.existsSync('/sys/fs/cgroup/systemd') && fs.existsSync('/sys/fs/cgroup/unified');
+
+// Many daemon starts and a kill loop: 100 s on an idle 2-core machine, more
+// when the other test files share it (tap's default is 120 s per file).
+t.setTimeout(360_000);
 
 if (!isRoot() || !hasSystemd) {
   t.pass('skipped: needs root, systemd and the hybrid cgroup layout');
 } else {
   // Outside /tmp, /run and /var/tmp: those are private tmpfs inside the namespace.
-  const base = path.join(repoRoot, '.cache', 'e2e', `run-${process.pid}`);
+  const base = path.join(namespaceScratch('e2e'), `run-${process.pid}`);
   fs.mkdirSync(base, { recursive: true });
   t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
   let n = 0;

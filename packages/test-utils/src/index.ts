@@ -7,7 +7,7 @@ export { makePki, type Pki, type KeyPair } from './pki.js';
 export { connectUnix, tlsTarget, tcpTarget, rawCall, type RawResult } from './grpc.js';
 /** A script that health-checks a socket and prints the outcome as JSON (run it as another user). */
 export const probeScript = require.resolve('./probe.js');
-export { SystemdNamespace, type SystemdOptions } from './systemd.js';
+export { SystemdNamespace, namespaceScratch, type SystemdOptions } from './systemd.js';
 export { probeMethods, probeMethodsAs, callOn, callOnce, listServices, classify, readOnlyDenial, accessProbeScript, tlsAttempt, plainAttempt, tlsKeyPair, issueServerCert, pkiPath, type MethodShape, type Outcome, type Probe, type ProbeOptions, type ProbeJob, type Attempt } from './security.js';
 export { CrashRig, seededRandom, LogWriter, logLine, type CrashRigOptions, type Leftovers, type LogWriterOptions } from './crash.js';
 export { sessionProbeScript, type SessionProbeSpec, type SessionProbeResult } from './session-probe.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { run, type RunResult } from './run.js';
 import { waitFor, sleep } from './wait.js';
-import { childPids } from './daemon.js';
+import { childPids, repoRoot } from './daemon.js';
 
 export interface SystemdOptions {
   /** Host directories bound over paths inside (e.g. a temp dir over /etc/libvirt). */
@@ -18,6 +18,20 @@ export interface SystemdOptions {
   readonly units?: Readonly<Record<string, string>>;
   /** A private network namespace with its own loopback (TCP/TLS tests). */
   readonly net?: boolean;
+}
+
+/** Fresh tmpfs inside the namespace: host paths under them are not seen there. */
+const PRIVATE_INSIDE = ['/tmp', '/var/tmp', '/run', '/dev/shm'];
+const privateInside = (p: string): boolean => PRIVATE_INSIDE.some((d) => p === d || p.startsWith(`${d}/`));
+
+/**
+ * A host directory for `kind`'s work files (units, binds) that the
+ * namespace's systemd can see: under the checkout's .cache, unless the
+ * checkout itself lives in /tmp or the like (a CI clone), then under
+ * /var/cache/virtd-node.
+ */
+export function namespaceScratch(kind: string): string {
+  return path.join(privateInside(repoRoot) ? '/var/cache/virtd-node' : path.join(repoRoot, '.cache'), kind);
 }
 
 const CG_V1 = '/sys/fs/cgroup/systemd';
@@ -49,6 +63,9 @@ export class SystemdNamespace {
   }
 
   static async boot(o: SystemdOptions, workDir: string): Promise<SystemdNamespace> {
+    for (const p of [workDir, ...(o.binds ?? []).map((b) => b.host)]) {
+      if (privateInside(path.resolve(p))) throw new Error(`${p} is hidden inside the namespace (${PRIVATE_INSIDE.join(', ')} are private there); use namespaceScratch()`);
+    }
     const runName = `virtd-e2e-${process.pid}-${++counter}`;
     for (const root of [CG_V1, CG_V2]) fs.mkdirSync(path.join(root, runName));
     const logFile = path.join(workDir, `${runName}.log`);
