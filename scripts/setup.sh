@@ -16,6 +16,7 @@ PACKAGES=(
   procps
   libvirt-clients         # real virsh/virt-admin, to compare against
   libvirt-daemon          # real libvirtd/virtlogd/virtlockd binaries (no units enabled)
+  python3-libvirt         # the benchmark's real-libvirt client (bench/py/real_client.py)
   gcc                     # builds core's signal shim (LD_PRELOADed across re-exec; npm run build)
   libc6-dev               # its headers (signal.h, dlfcn.h)
 )

@@ -1094,6 +1094,9 @@ function renderIndex(): string {
     ])),
     section('Configuration files', `Each daemon's default configuration file is ${c('etc/libvirt/<daemon>.conf')}, installed as `
       + `${c('/etc/libvirt/<daemon>.conf')}; see FILES in the daemon's page.`),
+    section('Other pages', table(['Page', 'Summary'], [
+      ['[performance](performance.md)', 'our daemons measured against real libvirt 9.0 (`npm run bench`); written by hand'],
+    ])),
   ]);
 }
 
