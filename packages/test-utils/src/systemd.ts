@@ -172,6 +172,8 @@ export class SystemdNamespace {
         for (const p of procs.split('\n').filter(Boolean)) { try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ } }
       } catch { /* none */ }
       rmCgroupTree(dir);
+      // A cgroup stays busy for a moment after its last process died.
+      await waitFor(() => { rmCgroupTree(dir); return !fs.existsSync(dir); }, 5000, `${dir} to go`).catch(() => undefined);
     }
   }
 }
