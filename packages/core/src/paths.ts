@@ -48,6 +48,8 @@ export interface DaemonPaths {
   readonly restartStateFile: string;
   /** Config directory (/etc/libvirt or $XDG_CONFIG_HOME/libvirt). */
   readonly configDir: string;
+  /** What drivers may keep between runs (/var/cache/libvirt or $XDG_CACHE_HOME/libvirt). */
+  readonly cacheDir: string;
 }
 
 export function daemonPaths(d: DaemonDescriptor, host: HostContext): DaemonPaths {
@@ -55,6 +57,7 @@ export function daemonPaths(d: DaemonDescriptor, host: HostContext): DaemonPaths
     return {
       mode: 'system',
       configDir: '/etc/libvirt',
+      cacheDir: '/var/cache/libvirt',
       configFile: `/etc/libvirt/${d.name}.conf`,
       runDir: '/run/libvirt',
       pidFile: `/run/${d.name}.pid`,
@@ -67,6 +70,7 @@ export function daemonPaths(d: DaemonDescriptor, host: HostContext): DaemonPaths
   return {
     mode: 'session',
     configDir,
+    cacheDir: path.join(xdgCacheHome(host), 'libvirt'),
     configFile: path.join(configDir, `${d.name}.conf`),
     runDir,
     pidFile: path.join(runDir, `${d.name}.pid`),

@@ -251,12 +251,16 @@ export function startDaemon(o: DaemonOptions): DaemonHandle {
   // /etc/libvirt is replaced by an empty directory so the machine's own
   // config files (real libvirt's, say) cannot leak into the test, and what
   // the daemon writes there (secrets) stays in the test's directory.
+  // /var/cache/libvirt is a fresh tmpfs: what drivers keep between runs
+  // (the QEMU capabilities cache) must not land in the machine's.
   const etc = o.etcDir ?? tempDir('virtd-etc-');
   fs.mkdirSync('/etc/libvirt', { recursive: true });
+  fs.mkdirSync('/var/cache/libvirt', { recursive: true });
   const script = [
     'set -e',
     o.runDir ? `mount --bind ${o.runDir} /run` : 'mount -t tmpfs -o mode=755 tmpfs /run',
     `mount --bind ${etc} /etc/libvirt`,
+    'mount -t tmpfs -o mode=755 tmpfs /var/cache/libvirt',
     ...(o.exposeRunDir ? [`mkdir -p /run/libvirt && mount --bind ${o.exposeRunDir} /run/libvirt`] : []),
     o.nsSetup ?? ':',
     'set +e',

@@ -1,9 +1,10 @@
 // A real `systemd --system`, booted as PID 1 of fresh namespaces, isolated
 // from the machine as ../shared/TESTING.md §1 prescribes: its own cgroup
 // subtree, private tmpfs on /run, /tmp and /var/tmp (sysinit would empty
-// the machine's /tmp otherwise), container= set so shutdown does not remount
-// the shared root read-only, a target of our own that pulls nothing in, and
-// no default dependencies on the units under test. Driven with nsenter.
+// the machine's /tmp otherwise) and on /var/cache/libvirt (driver caches),
+// container= set so shutdown does not remount the shared root read-only, a
+// target of our own that pulls nothing in, and no default dependencies on
+// the units under test. Driven with nsenter.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
@@ -86,6 +87,8 @@ export class SystemdNamespace {
       ...(o.net ? ['ip link set lo up'] : []),
       'for d in /run /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmpfs $d; done',
       'chmod 755 /run',
+      // Driver caches (QEMU capabilities) stay in the namespace; binds may replace it.
+      'mkdir -p /var/cache/libvirt && mount -t tmpfs -o mode=755 tmpfs /var/cache/libvirt',
       'mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup',
       'mkdir -p /sys/fs/cgroup/systemd /sys/fs/cgroup/unified',
       'mount -t cgroup -o none,name=systemd,xattr cgroup /sys/fs/cgroup/systemd',
