@@ -2,23 +2,40 @@
 // with its validator first, so a malformed document gets a precise error
 // instead of a partial parse; output is written by hand so the layout
 // matches libvirt's (two-space indent, single-quoted attributes).
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type { XMLParser } from 'fast-xml-parser';
 import { VirtError, type DomainName } from '@virtd/errors';
 
 export type XmlNode = Record<string, unknown>;
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: true,
-  processEntities: true,
-});
+type Fxp = typeof import('fast-xml-parser');
+let fxp: { validate: Fxp['XMLValidator']['validate']; parser: XMLParser } | undefined;
+
+/**
+ * The parser, loaded on the first document: most daemons and most calls
+ * only write XML, and loading it cost libvirtd ~12 ms of start-up.
+ */
+function xmlParser(): NonNullable<typeof fxp> {
+  if (fxp) return fxp;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { XMLParser, XMLValidator } = require('fast-xml-parser') as Fxp;
+  fxp = {
+    validate: (text, opts) => XMLValidator.validate(text, opts),
+    parser: new XMLParser({
+      ignoreAttributes: false,
+      attributeNamePrefix: '@',
+      parseTagValue: false,
+      parseAttributeValue: false,
+      trimValues: true,
+      processEntities: true,
+    }),
+  };
+  return fxp;
+}
 
 /** Parses a document; the error names line and column like libvirt's XML errors. */
 export function parseXml(text: string, what: string, domain: DomainName): XmlNode {
-  const valid = XMLValidator.validate(text);
+  const { validate, parser } = xmlParser();
+  const valid = validate(text);
   if (valid !== true) {
     const e = valid.err;
     throw new VirtError('XML_ERROR', domain, `(${what}):${e.line}:${e.col}: ${e.msg}`);
