@@ -42,3 +42,10 @@ t.test('text lines look like libvirt\'s', async (t) => {
   const line = formatText({ level: 50, time: Date.UTC(2026, 10, 26, 3, 13, 1, 677), pid: 42, module: 'rpc.server', msg: 'boom', client: 3 });
   t.equal(line, '2026-11-26 03:13:01.677+0000: 42: error : rpc.server : boom client=3\n');
 });
+
+t.test('a newline from a peer cannot forge a second log line', async (t) => {
+  const line = formatText({ level: 40, time: 0, pid: 7, module: 'rpc.server', msg: 'refused: CN=x\n1970-01-01 00:00:00.000+0000: 7: error : forged', peer: 'a\r\u0007b' });
+  t.equal(line.split('\n').length, 2, 'one line, one terminating newline');
+  t.match(line, 'refused: CN=x\\n1970-01-01');
+  t.match(line, 'peer=a\\r\\x07b');
+});

@@ -29,6 +29,16 @@ function timestamp(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace('Z', '+0000');
 }
 
+/**
+ * Control characters escaped: messages and fields carry what peers sent
+ * (a certificate's DN, a URI, a file name), and a newline in one must not
+ * forge a second log line.
+ */
+function oneLine(text: string): string {
+  return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, (ch) =>
+    ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** The line libvirt writes to stderr and files, with our extra fields appended. */
 export function formatText(rec: LogRecord): string {
   const prio = toPriority(rec.level);
@@ -38,5 +48,5 @@ export function formatText(rec: LogRecord): string {
     const val = k === 'err' && v && typeof v === 'object' ? (v as { message?: string }).message : v;
     extra += ` ${k}=${typeof val === 'string' ? val : JSON.stringify(val)}`;
   }
-  return `${timestamp(rec.time)}: ${rec.pid}: ${LIBVIRT_NAME[prio]} : ${rec.module ?? 'daemon'} : ${rec.msg ?? ''}${extra}\n`;
+  return `${timestamp(rec.time)}: ${rec.pid}: ${LIBVIRT_NAME[prio]} : ${rec.module ?? 'daemon'} : ${oneLine(`${rec.msg ?? ''}${extra}`)}\n`;
 }
