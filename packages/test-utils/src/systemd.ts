@@ -80,12 +80,19 @@ export class SystemdNamespace {
     fs.writeFileSync(path.join(unitDir, 'virtd-test.target'), '[Unit]\nDescription=virtd-node test target\nDefaultDependencies=no\n');
     const confFile = path.join(workDir, `${runName}-system.conf`);
     fs.writeFileSync(confFile, ['[Manager]', ...['CPU', 'IO', 'IP', 'BlockIO', 'Memory', 'Tasks'].map((a) => `Default${a}Accounting=no`), ''].join('\n'));
+    // A checkout under /tmp (a CI clone) would vanish under the private
+    // tmpfs, and with it every daemon and client we run inside: it is bound
+    // aside first, then back at its own path.
+    const keepRepo = privateInside(repoRoot) ? path.join(namespaceScratch('stage'), runName) : undefined;
+    if (keepRepo) fs.mkdirSync(keepRepo, { recursive: true });
     const init = path.join(workDir, `${runName}-init.sh`);
     fs.writeFileSync(init, [
       '#!/bin/bash',
       'set -e',
       ...(o.net ? ['ip link set lo up'] : []),
+      ...(keepRepo ? [`mount --bind ${repoRoot} ${keepRepo}`] : []),
       'for d in /run /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmpfs $d; done',
+      ...(keepRepo ? [`mkdir -p ${repoRoot} && mount --bind ${keepRepo} ${repoRoot}`] : []),
       'chmod 755 /run',
       // Driver caches (QEMU capabilities) stay in the namespace; binds may replace it.
       'mkdir -p /var/cache/libvirt && mount -t tmpfs -o mode=755 tmpfs /var/cache/libvirt',
@@ -178,5 +185,7 @@ export class SystemdNamespace {
       // A cgroup stays busy for a moment after its last process died.
       await waitFor(() => { rmCgroupTree(dir); return !fs.existsSync(dir); }, 5000, `${dir} to go`).catch(() => undefined);
     }
+    // The mount point of a checkout kept visible (empty out here).
+    try { fs.rmdirSync(path.join(namespaceScratch('stage'), this.run)); } catch { /* none */ }
   }
 }
