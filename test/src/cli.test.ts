@@ -83,3 +83,16 @@ for (const d of DAEMONS) {
 
   });
 }
+
+// A connection that cannot be opened: the same words, lines and status as
+// libvirt 9.0's own tools (installed beside ours from Debian's packages).
+const REAL_TOOLS = [['vsh', '/usr/bin/virsh', 'secret:///system', 'secret-list'], ['vadmin', '/usr/bin/virt-admin', 'libvirtd:///system', 'srv-list']] as const;
+for (const [ours, real, uri, verb] of REAL_TOOLS) {
+  t.test(`${ours}: a failed connect reads as ${path.basename(real)}'s`, { skip: !fs.existsSync(real) && `${real} not installed` }, async (t) => {
+    const args = ['-c', `${uri}?socket=${path.join(tmp, 'no-such-socket')}`, verb];
+    const [a, b] = await Promise.all([run(binPath(ours), args), run(real, args)]);
+    t.equal(a.code, b.code, 'exit status');
+    t.equal(a.stdout, b.stdout, 'stdout');
+    t.equal(a.stderr, b.stderr, 'stderr, to the blank line');
+  });
+}

@@ -38,6 +38,15 @@ export class CommandError extends Error {
   }
 }
 
+/**
+ * The connection could not be opened, so the command never ran: virsh and
+ * virt-admin connect before running it and print no blank line after this.
+ */
+export class ConnectFailure extends CommandError {}
+
+export const isConnectFailure = (e: unknown): boolean =>
+  e instanceof ConnectFailure || (e instanceof Error && e.message.startsWith('Failed to connect socket'));
+
 const UINT_MAX = 4294967295;
 
 /** Parses a command's arguments as virsh does. */

@@ -3,7 +3,7 @@
 // from stdin. Errors print as `error: …` lines and the exit status is 1.
 import readline from 'node:readline';
 import { isVirtError } from '@virtd/errors';
-import { CommandError, parseOpts, splitLine, type CommandDef } from './command.js';
+import { CommandError, isConnectFailure, parseOpts, splitLine, type CommandDef } from './command.js';
 
 export interface GlobalOptions {
   readonly connect?: string;
@@ -170,7 +170,7 @@ async function runOne<Ctx>(spec: ShellSpec<Ctx>, ctx: Ctx, words: readonly strin
     return ok;
   } catch (e) {
     report(spec, e, out);
-    if (!g.quiet) out.print('\n');
+    if (!g.quiet && !isConnectFailure(e)) out.print('\n');
     return false;
   }
 }

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { VirtConnection, SECRET_LIST, type SecretRef, type LockClient } from '@virtd/client';
 import type { CommandDef, OptValues } from '../shell/command.js';
-import { CommandError } from '../shell/command.js';
+import { CommandError, ConnectFailure } from '../shell/command.js';
 import { withContext, type GlobalOptions, type Output } from '../shell/shell.js';
 import { formatTable } from '../shell/table.js';
 import { versionInfo } from '../vadmin/commands.js';
@@ -237,7 +237,7 @@ export function vshContext(globals: GlobalOptions, out: Output): VshContext {
     helpers,
     conn: () => (conn ??= VirtConnection.open(uri, { readonly: globals.readonly }).catch((e: unknown) => {
       conn = undefined;
-      throw withContext('failed to connect to the hypervisor', e);
+      throw Object.assign(new ConnectFailure('failed to connect to the hypervisor'), { cause: e });
     })),
     reconnect: (u) => {
       const old = conn;
