@@ -348,6 +348,29 @@ type CaseFn = (r: Prng, t: FuzzTarget, ctx: CaseContext) => Promise<CaseOutcome>
 const outcome = (kind: string, closed: boolean, received: number, statuses: number[] = [], refused = false): CaseOutcome =>
   ({ kind, closedByPeer: closed && !refused, received, statuses, ...(refused ? { refused } : {}) });
 
+/**
+ * One to five calls side by side on one session (shared with earlier cases
+ * 30 % of the time), each made by `call`, which says what its answer owed.
+ */
+async function sessionCalls(kind: string, r: Prng, ctx: CaseContext,
+  call: (s: http2.ClientHttp2Session) => Promise<{ status?: number; violation?: string }>): Promise<CaseOutcome> {
+  const { s, release } = ctx.session(r.chance(0.3));
+  const n = r.range(1, 6);
+  const statuses: number[] = [];
+  let violation: string | undefined;
+  const calls: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    calls.push(call(s).then((c) => {
+      if (c.status !== undefined) statuses.push(c.status);
+      violation ??= c.violation;
+    }));
+  }
+  await Promise.all(calls);
+  const closed = s.destroyed;
+  release();
+  return { ...outcome(kind, closed, 0, statuses), ...(violation ? { violation } : {}) };
+}
+
 /** Random bytes, sometimes after part or all of a valid preface. */
 const randomBytes: CaseFn = async (r, t) => {
   const lead = r.weighted<Buffer>([
@@ -464,75 +487,52 @@ function requestBody(r: Prng, payload: Buffer): Buffer | undefined {
 }
 
 /** Malformed protobuf (and framing) in otherwise valid calls, several per connection. */
-const malformedCalls: CaseFn = async (r, t, ctx) => {
-  const { s, release } = ctx.session(r.chance(0.3));
-  const n = r.range(1, 6);
-  const statuses: number[] = [];
-  let violation: string | undefined;
-  const calls: Promise<void>[] = [];
-  for (let i = 0; i < n; i++) {
-    const m = r.pick(t.methods);
-    const payload = m.safe && r.chance(0.6) ? randomProtobuf(r) : undecodableProtobuf(r);
-    const body = requestBody(r, payload);
-    const extra: http2.OutgoingHttpHeaders = r.chance(0.2) ? { 'grpc-encoding': r.pick(['gzip', 'deflate', 'br', 'identity', 'x-none']) } : {};
-    calls.push(request(s, grpcHeaders(m.path, extra), body, m.stream ? 300 : 10_000).then((c) => {
-      if (c.status !== undefined) statuses.push(c.status);
-      // A unary call answered, reset, or lost with its connection: never left hanging.
-      if (!m.stream && c.status === undefined && !c.reset && !c.sessionGone) violation ??= `no answer to ${m.path}`;
-    }));
-  }
-  await Promise.all(calls);
-  const closed = s.destroyed;
-  release();
-  return { ...outcome('malformed-calls', closed, 0, statuses), ...(violation ? { violation } : {}) };
-};
+const malformedCalls: CaseFn = (r, t, ctx) => sessionCalls('malformed-calls', r, ctx, async (s) => {
+  const m = r.pick(t.methods);
+  const payload = m.safe && r.chance(0.6) ? randomProtobuf(r) : undecodableProtobuf(r);
+  const body = requestBody(r, payload);
+  const extra: http2.OutgoingHttpHeaders = r.chance(0.2) ? { 'grpc-encoding': r.pick(['gzip', 'deflate', 'br', 'identity', 'x-none']) } : {};
+  const c = await request(s, grpcHeaders(m.path, extra), body, m.stream ? 300 : 10_000);
+  // A unary call answered, reset, or lost with its connection: never left hanging.
+  const hanging = !m.stream && c.status === undefined && !c.reset && !c.sessionGone;
+  return { status: c.status, ...(hanging ? { violation: `no answer to ${m.path}` } : {}) };
+});
 
 /** Unknown and wrong method paths, and requests that break gRPC's rules but not HTTP/2's. */
-const wrongPaths: CaseFn = async (r, t, ctx) => {
-  const { s, release } = ctx.session(r.chance(0.3));
-  const n = r.range(1, 6);
-  const statuses: number[] = [];
-  let violation: string | undefined;
-  const calls: Promise<void>[] = [];
-  for (let i = 0; i < n; i++) {
-    const kind = r.int(8);
-    let path: string;
-    let expectUnimplemented = false;
-    let stream = false;
-    let headers: http2.OutgoingHttpHeaders;
-    if (kind === 0) { path = `/${r.bytes(r.size(80)).toString('base64url')}`; expectUnimplemented = true; }
-    else if (kind === 1) { path = `/${r.pick(t.methods).path.split('/')[1]}/NoSuchMethod${r.int(1000)}`; expectUnimplemented = true; }
-    else if (kind === 2 && t.foreignPaths.length) { path = r.pick(t.foreignPaths); expectUnimplemented = true; }
-    else if (kind === 3) { path = `/${'x'.repeat(r.range(1000, 20000))}/Y`; }
-    else if (kind === 4) { path = r.pick(['/', '*', '//', '/a/b/c', '/grpc.health.v1.Health/', 'no-slash', '/%00/%ff']); }
-    else {
-      const m = r.pick(t.methods);
-      path = m.path;
-      stream = m.stream;
-    }
-    if (kind >= 5) {
-      // Right path, wrong request: method, content type, te.
-      headers = r.weighted<http2.OutgoingHttpHeaders>([
-        [1, { ':method': 'GET', ':path': path }],
-        [1, { ':method': 'POST', ':path': path, 'content-type': 'text/html' }],
-        [1, { ':method': 'POST', ':path': path }],
-        [1, { ':method': 'PUT', ':path': path, 'content-type': 'application/grpc', te: 'trailers' }],
-        [1, grpcHeaders(path, { 'grpc-timeout': r.pick(['abc', '99999999999H', '0n', '-1S', '1m', '']) })],
-        [1, grpcHeaders(path, { 'x-meta-bin': r.pick(['!!!notbase64', '', '====', r.bytes(30).toString('latin1').replace(/[^\x20-\x7e]/g, '.')]) })],
-        [1, grpcHeaders(path, { 'content-type': 'application/grpc+json' })],
-      ]);
-    } else headers = grpcHeaders(path);
-    calls.push(request(s, headers, grpcMessage(Buffer.alloc(0)), stream ? 300 : 10_000).then((c) => {
-      if (c.status !== undefined) statuses.push(c.status);
-      if (expectUnimplemented && c.status !== undefined && c.status !== 12) violation ??= `${path} answered status ${c.status}, not UNIMPLEMENTED`;
-      if (expectUnimplemented && c.status === undefined && !c.reset && !c.sessionGone) violation ??= `no answer for unknown path ${path}`;
-    }));
+const wrongPaths: CaseFn = (r, t, ctx) => sessionCalls('wrong-paths', r, ctx, async (s) => {
+  const kind = r.int(8);
+  let path: string;
+  let expectUnimplemented = false;
+  let stream = false;
+  let headers: http2.OutgoingHttpHeaders;
+  if (kind === 0) { path = `/${r.bytes(r.size(80)).toString('base64url')}`; expectUnimplemented = true; }
+  else if (kind === 1) { path = `/${r.pick(t.methods).path.split('/')[1]}/NoSuchMethod${r.int(1000)}`; expectUnimplemented = true; }
+  else if (kind === 2 && t.foreignPaths.length) { path = r.pick(t.foreignPaths); expectUnimplemented = true; }
+  else if (kind === 3) { path = `/${'x'.repeat(r.range(1000, 20000))}/Y`; }
+  else if (kind === 4) { path = r.pick(['/', '*', '//', '/a/b/c', '/grpc.health.v1.Health/', 'no-slash', '/%00/%ff']); }
+  else {
+    const m = r.pick(t.methods);
+    path = m.path;
+    stream = m.stream;
   }
-  await Promise.all(calls);
-  const closed = s.destroyed;
-  release();
-  return { ...outcome('wrong-paths', closed, 0, statuses), ...(violation ? { violation } : {}) };
-};
+  if (kind >= 5) {
+    // Right path, wrong request: method, content type, te.
+    headers = r.weighted<http2.OutgoingHttpHeaders>([
+      [1, { ':method': 'GET', ':path': path }],
+      [1, { ':method': 'POST', ':path': path, 'content-type': 'text/html' }],
+      [1, { ':method': 'POST', ':path': path }],
+      [1, { ':method': 'PUT', ':path': path, 'content-type': 'application/grpc', te: 'trailers' }],
+      [1, grpcHeaders(path, { 'grpc-timeout': r.pick(['abc', '99999999999H', '0n', '-1S', '1m', '']) })],
+      [1, grpcHeaders(path, { 'x-meta-bin': r.pick(['!!!notbase64', '', '====', r.bytes(30).toString('latin1').replace(/[^\x20-\x7e]/g, '.')]) })],
+      [1, grpcHeaders(path, { 'content-type': 'application/grpc+json' })],
+    ]);
+  } else headers = grpcHeaders(path);
+  const c = await request(s, headers, grpcMessage(Buffer.alloc(0)), stream ? 300 : 10_000);
+  const violation = !expectUnimplemented ? undefined
+    : c.status !== undefined ? (c.status !== 12 ? `${path} answered status ${c.status}, not UNIMPLEMENTED` : undefined)
+      : !c.reset && !c.sessionGone ? `no answer for unknown path ${path}` : undefined;
+  return { status: c.status, ...(violation ? { violation } : {}) };
+});
 
 /** Huge metadata: many headers, one enormous one, or an endless header block (CONTINUATION flood). */
 const hugeMetadata: CaseFn = async (r, t, ctx) => {
