@@ -50,10 +50,9 @@ t.test('claims fds by name under systemd-socket-activate', { skip: !hasActivate(
   const proc = spawn('systemd-socket-activate', ['-l', rw, '-l', admin, '--fdname=virtfoo.socket:virtfoo-admin.socket',
     process.execPath, '-e', child, 'complete'], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => proc.kill());
-  await waitFor(() => fs.existsSync(rw));
   // The activator spawns the child on the first connection.
+  const c = await connectWhenListening(rw);
   const reply = await new Promise<string>((resolve, reject) => {
-    const c = net.connect(rw);
     let buf = '';
     c.on('data', (d) => (buf += d)).on('end', () => resolve(buf)).on('error', reject);
   });
@@ -75,8 +74,7 @@ t.test('an unclaimed name fails completion', { skip: !hasActivate() && 'systemd-
     '--fdname=virtfoo.socket:virtfoo-admin.socket:virtfoo-tcp.socket', process.execPath, '-e', child, 'partial'],
   { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => proc.kill());
-  await waitFor(() => fs.existsSync(a));
-  net.connect(a).on('error', () => {});
+  (await connectWhenListening(a)).on('error', () => {});
   const out = await new Promise<string>((resolve) => {
     let s = '';
     proc.stdout.on('data', (d) => { s += d; if (s.includes('\n')) resolve(s); });
@@ -120,6 +118,22 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * A connection once the path listens: the activator binds (the file
+ * appears) before it listens, and a connect in between is refused.
+ */
+async function connectWhenListening(p: string, ms = 5000): Promise<net.Socket> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const c = net.connect(p);
+    const ok = await new Promise<boolean>((resolve) => c.once('connect', () => resolve(true)).once('error', () => resolve(false)));
+    if (ok) return c;
+    c.destroy();
+    if (Date.now() > end) throw new Error(`${p} is not listening`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
