@@ -7,7 +7,7 @@ import path from 'node:path';
 import { AdminService } from '@virtd/protocol/admin';
 import { HealthService } from '@virtd/protocol/health';
 import {
-  startDaemon, isRoot, tempDir, freePort, makePki, connectUnix, tlsTarget, tcpTarget, waitFor,
+  startDaemon, isRoot, tempDir, freePort, makePki, connectUnix, tlsTarget, tcpTarget, waitFor, canConnect,
 } from '@virtd/test-utils';
 import { Connection } from '@virtd/client';
 
@@ -38,9 +38,11 @@ if (!isRoot() || !hasActivate) {
       ),
     });
     t.teardown(() => h.kill());
-    await waitFor(() => socks.every((s) => fs.existsSync(s)), 10_000, 'activator sockets');
+    // The activator binds, then listens: existing is not enough. This first
+    // connection (to the admin socket) is what starts the daemon.
+    await waitFor(async () => socks.every((s) => fs.existsSync(s)) && canConnect(socks[2]!), 10_000, 'activator sockets');
 
-    // The first connection starts the daemon; each socket lands on its role.
+    // Each socket lands on its role.
     const admin = connectUnix(socks[2]!);
     t.teardown(() => admin.close());
     const servers = await admin.unary<object, { servers: { name: string }[] }>(AdminService, 'ListServers', {});
@@ -82,7 +84,7 @@ if (!isRoot() || !hasActivate) {
       wrap: activate(['virtqemud.socket', 'virtqemud-tcp.socket'], [sock, stray]),
     });
     t.teardown(() => h.kill());
-    await waitFor(() => fs.existsSync(sock), 10_000, 'socket');
+    await waitFor(() => canConnect(sock), 10_000, 'the activator listening');
     const c = connectUnix(sock);
     c.unary(HealthService, 'Check', {}, { deadlineMs: 5000 }).catch(() => undefined);
     const exit = await h.exited;
@@ -100,7 +102,7 @@ if (!isRoot() || !hasActivate) {
       wrap: activate(['virtsecretd.socket', 'virtsecretd-admin.socket'], [rw, admin]),
     });
     t.teardown(() => h.kill());
-    await waitFor(() => fs.existsSync(admin), 10_000, 'socket');
+    await waitFor(() => canConnect(admin), 10_000, 'the activator listening');
     const c = connectUnix(admin);
     t.teardown(() => c.close());
     t.same((await c.unary<object, { servers: unknown[] }>(AdminService, 'ListServers', {})).servers.length, 2);
@@ -113,7 +115,7 @@ if (!isRoot() || !hasActivate) {
     const sock = path.join(dir, 'noname.sock');
     const h = startDaemon({ name: 'virtsecretd', mode: 'system', wrap: ['systemd-socket-activate', '-l', sock] });
     t.teardown(() => h.kill());
-    await waitFor(() => fs.existsSync(sock), 10_000, 'socket');
+    await waitFor(() => canConnect(sock), 10_000, 'the activator listening');
     connectUnix(sock).unary(HealthService, 'Check', {}, { deadlineMs: 3000 }).catch(() => undefined);
     const exit = await h.exited;
     t.equal(exit.code, 6);
@@ -124,7 +126,7 @@ if (!isRoot() || !hasActivate) {
     const sock = path.join(dir, 'listen.sock');
     const h = startDaemon({ name: 'libvirtd', mode: 'system', args: ['--listen'], wrap: activate(['libvirtd.socket'], [sock]) });
     t.teardown(() => h.kill());
-    await waitFor(() => fs.existsSync(sock), 10_000, 'socket');
+    await waitFor(() => canConnect(sock), 10_000, 'the activator listening');
     connectUnix(sock).unary(HealthService, 'Check', {}, { deadlineMs: 3000 }).catch(() => undefined);
     const exit = await h.exited;
     t.equal(exit.code, 6);
