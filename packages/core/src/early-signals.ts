@@ -80,15 +80,19 @@ function adoptShim(shimPath: string): void {
   // useless: the shim swallows libuv's sigaction() and libuv never retries.
   // Code preloaded before us (--import/--require in NODE_OPTIONS, as tap
   // does) may already listen to these signals: libuv's sigaction for them
-  // was swallowed by the shim and libuv will not try again. Dropping and
-  // re-adding every listener makes libuv install its handler for real; the
-  // signals stay blocked meanwhile, so the default action never applies.
+  // was swallowed and libuv will not try again. So every listener is
+  // dropped while the shim still holds (libuv's reset to SIG_DFL is
+  // swallowed too, its counting handler stays), and added again after the
+  // release, when libuv installs its handler for real. Dropping after the
+  // release would leave SIG_DFL in place for a moment, and blocking the
+  // signals on this thread does not keep them from Node's other threads:
+  // a SIGHUP there then killed the daemon (reexec.test's storm).
   posix.sigprocmask('block', CAUGHT);
+  const prior = new Map(CAUGHT.map((s) => [s, process.listeners(s) as ((sig: NodeJS.Signals) => void)[]]));
+  for (const s of CAUGHT) process.removeAllListeners(s);
   counts.shim = shim.release() ? 'held' : 'missed';
   for (const s of CAUGHT) {
-    const prior = process.listeners(s) as ((sig: NodeJS.Signals) => void)[];
-    process.removeAllListeners(s);
-    for (const l of prior) process.on(s, l);
+    for (const l of prior.get(s)!) process.on(s, l);
     process.on(s, early);
   }
   drainShim();
