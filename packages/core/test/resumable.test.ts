@@ -58,6 +58,21 @@ const SERVICE: grpc.ServiceDefinition = {
 const RESPONSE_HEAD = 28;
 const PATTERN = Buffer.alloc(4 * MIB, 'virtd-relay-pattern:');
 
+/** A relay host listening in a temp dir, closed with the test. */
+async function listeningHost(t: Test): Promise<Host> {
+  const host = new Host(tempDir(t));
+  await host.listen();
+  t.teardown(() => host.close());
+  return host;
+}
+
+/** A plain gRPC client of `host`, closed with the test. */
+function clientOf(t: Test, host: Host): grpc.Client {
+  const client = new grpc.Client(`unix:${host.path}`, grpc.credentials.createInsecure(), CLIENT_OPTIONS);
+  t.teardown(() => client.close());
+  return client;
+}
+
 function request(responseBytes: number, delayMs = 0, extraBytes = 0): Buffer {
   const b = Buffer.alloc(8 + extraBytes, 0x5a);
   b.writeUInt32BE(Math.max(RESPONSE_HEAD, responseBytes), 0);
@@ -418,11 +433,8 @@ t.test(`gRPC clients keep their connection through ${CYCLES} re-execs`, async (t
 });
 
 t.test('quiesce times out while a call runs; unquiesce() carries on', async (t) => {
-  const host = new Host(tempDir(t));
-  await host.listen();
-  t.teardown(() => host.close());
-  const client = new grpc.Client(`unix:${host.path}`, grpc.credentials.createInsecure(), CLIENT_OPTIONS);
-  t.teardown(() => client.close());
+  const host = await listeningHost(t);
+  const client = clientOf(t, host);
   await callOn(client, request(64));
   const slow = callOn(client, request(64, 400));
   await waitFor('the slow call', () => host.handled === 2);
@@ -504,9 +516,7 @@ function grpcOverHttp2(session: http2.ClientHttp2Session, req: Buffer): Promise<
 
 for (const [name, allow] of [['nothing', 0], ['half its preface', 10]] as const) {
   t.test(`a client that has sent ${name} yet resumes`, async (t) => {
-    const host = new Host(tempDir(t));
-    await host.listen();
-    t.teardown(() => host.close());
+    const host = await listeningHost(t);
     const sock = net.connect(host.path);
     sock.on('error', () => {});
     await new Promise((r) => sock.once('connect', r));
@@ -534,11 +544,8 @@ for (const [name, allow] of [['nothing', 0], ['half its preface', 10]] as const)
 }
 
 t.test('garbage from a client drops that connection only', async (t) => {
-  const host = new Host(tempDir(t));
-  await host.listen();
-  t.teardown(() => host.close());
-  const client = new grpc.Client(`unix:${host.path}`, grpc.credentials.createInsecure(), CLIENT_OPTIONS);
-  t.teardown(() => client.close());
+  const host = await listeningHost(t);
+  const client = clientOf(t, host);
   await callOn(client, request(64));
   const garbage = [
     Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
@@ -562,9 +569,7 @@ t.test('garbage from a client drops that connection only', async (t) => {
 });
 
 t.test('the client or gRPC going away ends the other side', async (t) => {
-  const host = new Host(tempDir(t));
-  await host.listen();
-  t.teardown(() => host.close());
+  const host = await listeningHost(t);
   // The client hangs up while quiescing: quiesce() resolves, the relay closes.
   const s = net.connect(host.path);
   s.on('error', () => {});
@@ -580,8 +585,7 @@ t.test('the client or gRPC going away ends the other side', async (t) => {
   t.equal(host.conns.size, 0);
 
   // gRPC drops the connection (server shutdown): the client sees it closed.
-  const client = new grpc.Client(`unix:${host.path}`, grpc.credentials.createInsecure(), CLIENT_OPTIONS);
-  t.teardown(() => client.close());
+  const client = clientOf(t, host);
   await callOn(client, request(64));
   const gone = new Promise((r) => [...host.conns][0]!.raw.once('close', r));
   host.restartServerOnly();
