@@ -9,7 +9,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { AdminClient, LogManagerClient, LockClient, LOCK_ACQUIRE } from '@virtd/client';
 import { closeFd } from '@virtd/posix';
-import { startDaemon, isRoot, tempDir, waitFor, sleep, type DaemonHandle } from '@virtd/test-utils';
+import { startDaemon, isRoot, tempDir, waitFor, sleep, inspectorOpenIn, INSPECTOR_STARTED, type DaemonHandle } from '@virtd/test-utils';
 
 const ROUNDS = Number(process.env.VIRTD_REEXEC_ROUNDS ?? 100);
 // Two hundred re-execs take a minute or two on a loaded 2-core machine.
@@ -34,19 +34,6 @@ async function reexec(h: DaemonHandle, n: number): Promise<void> {
 /** The admin server's view of its clients: ids that must not change. */
 async function clientIds(a: AdminClient, server: string): Promise<number[]> {
   return (await a.listClients(server)).map((c) => c.id).sort((x, y) => x - y);
-}
-
-/** Whether anything listens on the inspector's port 9229 (0x240D). */
-function inspectorListening(): boolean {
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try { text = fs.readFileSync(f, 'utf8'); } catch { continue; }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[1]?.toUpperCase().endsWith(':240D') && cols[3] === '0A') return true;
-    }
-  }
-  return false;
 }
 
 /** A writer that puts bursts of numbered lines into fd 3 as fast as the pipe takes them. */
@@ -195,7 +182,7 @@ if (!isRoot()) {
     while (Date.now() < until) {
       h.signal(sent % 2 ? 'SIGHUP' : 'SIGUSR1');
       sent++;
-      if (sent % 50 === 0) inspector ||= inspectorListening();
+      if (sent % 50 === 0) inspector ||= inspectorOpenIn(pid);
       await sleep(1);
     }
     // Let the last requested re-exec finish, then look.
@@ -203,7 +190,8 @@ if (!isRoot()) {
     await waitFor(() => !fs.existsSync(h.path('/run/virtlockd-restart-exec.json')), 20_000, 'quiet again');
     t.equal(h.proc.exitCode, null, `alive after ${sent} signals`);
     t.equal(h.pid, pid, 'same pid');
-    t.notOk(inspector || inspectorListening(), 'no inspector port was ever open');
+    t.notOk(inspector || inspectorOpenIn(pid), 'virtlockd never held an inspector port');
+    t.notMatch(h.stderr, INSPECTOR_STARTED, 'and Node never said it started one');
     const reexecs = readyCount(h);
     t.ok(reexecs >= 1, `${reexecs} re-execs honoured`);
     t.match(h.stderr, /SIGHUP/, 'SIGHUPs are logged as ignored');

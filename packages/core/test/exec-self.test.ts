@@ -1,18 +1,17 @@
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { getCloexec, pipe, closeFd, sigprocmask, sigismember } from '@virtd/posix';
+import { inspectorOpenIn, INSPECTOR_STARTED } from '@virtd/test-utils';
 import { execSelf, signalShimPath } from '../src/exec-self.js';
 
 const dist = path.join(__dirname, '..', 'src');
 const fixture = path.join(__dirname, 'fixtures', 'reexec-child.js');
 const GENERATIONS = 100;
 const STORM_EVERY_MS = 1;
-const INSPECTOR_PORT_HEX = ':240D'; // 9229 as /proc/net/tcp prints it
 // tap's process-info hooks wrap child_process and put themselves into every
 // child's NODE_OPTIONS (they would load in every generation and keep the last
 // one from exiting): start node through env(1), which drops them again.
@@ -44,20 +43,6 @@ function startStorm(pid: number, everyMs: number): { stop: () => Promise<{ SIGUS
       return { SIGUSR1: Atomics.load(shared, 1), SIGHUP: Atomics.load(shared, 2) };
     },
   };
-}
-
-/** Inodes of sockets listening on 9229 (the inspector's port), IPv4 and IPv6. */
-function inspectorListeners(): string[] {
-  const out: string[] = [];
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try { text = fs.readFileSync(f, 'utf8'); } catch { continue; }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[1]?.endsWith(INSPECTOR_PORT_HEX) && cols[3] === '0A') out.push(cols[9]!);
-    }
-  }
-  return out;
 }
 
 t.test('a normal start does not load koffi or posix', async (t) => {
@@ -108,7 +93,6 @@ t.test(`re-exec ${GENERATIONS} times under a SIGUSR1/SIGHUP storm`, {
   skip: signalShimPath() ? false : 'signal shim not built (no C compiler when `npm run build` ran): packages/core/dist/native/signal-shim.so',
   timeout: STORM_TIMEOUT_MS,
 }, async (t) => {
-  const before = new Set(inspectorListeners());
   const child = spawn(...node(fixture), {
     stdio: ['ignore', 'inherit', 'pipe', 'pipe'],
     env: { ...process.env, REEXEC_FD: '3', REEXEC_LAST: String(GENERATIONS), REEXEC_GEN: undefined },
@@ -127,8 +111,8 @@ t.test(`re-exec ${GENERATIONS} times under a SIGUSR1/SIGHUP storm`, {
     storm = undefined;
   };
   t.teardown(stopStorm);
-  const listenersSeen = new Set<string>();
-  const watch = setInterval(() => { for (const l of inspectorListeners()) if (!before.has(l)) listenersSeen.add(l); }, 10);
+  let listened = false;
+  const watch = setInterval(() => { listened ||= inspectorOpenIn(child.pid!); }, 10);
   t.teardown(() => clearInterval(watch));
 
   const began = Date.now();
@@ -149,7 +133,7 @@ t.test(`re-exec ${GENERATIONS} times under a SIGUSR1/SIGHUP storm`, {
   t.comment(`${GENERATIONS} generations in ${elapsed} ms; storm: ${sent.SIGUSR1} × (SIGUSR1 + SIGHUP), one pair every ${(elapsed / sent.SIGUSR1).toFixed(1)} ms`);
   await new Promise((r) => setTimeout(r, 200)); // let the last signals land
   clearInterval(watch);
-  for (const l of inspectorListeners()) if (!before.has(l)) listenersSeen.add(l);
+  listened ||= inspectorOpenIn(child.pid!);
   // The last generation exits 0 on SIGTERM, if its JS handlers are live.
   child.kill('SIGTERM');
   const EXIT_WAIT_MS = 10_000;
@@ -163,7 +147,8 @@ t.test(`re-exec ${GENERATIONS} times under a SIGUSR1/SIGHUP storm`, {
   t.same(ends.map((e) => e.gen), starts.map((s) => s.gen), 'every generation reported its counts');
   t.same(starts.filter((s) => s.gen > 0 && s.shim !== 'held').map((s) => s.gen), [], 'the shim held in every re-exec');
   t.same([...starts, ...ends].filter((m) => m.inspector !== null).map((m) => m.gen), [], 'inspector.url() stayed undefined');
-  t.same([...listenersSeen], [], 'nothing listened on 9229');
+  t.notOk(listened, 'the child never held a socket on 9229');
+  t.notMatch(stderr, INSPECTOR_STARTED, 'and Node never said it started an inspector');
   // The caught signals are bits 0, 1, 2, 9, 11, 14 (signal number - 1).
   const CAUGHT_BITS = 0x4a07n;
   t.same(starts.filter((s) => (BigInt(`0x${s.blocked}`) & CAUGHT_BITS) !== 0n).map((s) => s.gen), [], 'caught signals unblocked in every generation');

@@ -1,4 +1,5 @@
 export { sleep, waitFor } from './wait.js';
+export { inspectorOpenIn, INSPECTOR_STARTED } from './inspector.js';
 export { tempDir } from './tmp.js';
 export { ensureUser, runtimeDirFor, userEnv, isRoot, type TestUser } from './users.js';
 export { startDaemon, DaemonHandle, binPath, repoRoot, canConnect, childPids, freePort, type DaemonOptions, type Exit } from './daemon.js';
