@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { LogManagerClient } from '@virtd/client';
-import { closeFd } from '@virtd/posix';
+import { closeFd, pipeSize } from '@virtd/posix';
 import { startDaemon, isRoot, tempDir, waitFor, sleep, ensureUser, runtimeDirFor, userEnv } from '@virtd/test-utils';
 
 const DOM = { uuid: 'c7a5fdbd-edaf-9455-926a-d65c16db1809', name: 'guest1' };
@@ -35,6 +35,20 @@ if (!isRoot()) {
     const p = await c.getLogFilePosition(file);
     t.equal(p.offset, 18, 'the position counts what was in the pipe');
     t.equal(fs.readFileSync(file, 'utf8'), 'line one\nline two\n');
+    t.equal(pipeSize(fd), 1024 * 1024, 'the pipe holds 1 MiB (the kernel gives 64 KiB unless asked)');
+
+    // Bursts are read in large chunks whose buffers go to the write queue
+    // uncopied, short writes are copied: interleave both, every line unique.
+    const burst = (from: number, n: number): string => Array.from({ length: n }, (_, i) => `burst line ${from + i}\n`).join('');
+    let expect = 'line one\nline two\n';
+    for (let round = 0; round < 4; round++) {
+      const big = burst(round * 100_000, 22_000); // ~400 KB: the four stay under the default max_size
+      fs.writeSync(fd, big);
+      fs.writeSync(fd, `short ${round}\n`);
+      expect += `${big}short ${round}\n`;
+    }
+    t.equal((await c.getLogFilePosition(file)).offset, Buffer.byteLength(expect), 'bursts and short writes all counted');
+    t.ok(fs.readFileSync(file, 'utf8') === expect, 'the file holds every byte in order');
     t.same((await c.list()).map((f) => f.path), [file], 'listed while open');
 
     closeFd(fd);
@@ -42,7 +56,7 @@ if (!isRoot()) {
     await t.rejects(c.getLogFilePosition(file), /No open log file/, 'gone after EOF');
 
     await c.appendLogFile('qemu', DOM, file, 'appended without a pipe\n');
-    t.match(fs.readFileSync(file, 'utf8'), /line two\nappended without a pipe\n$/);
+    t.match(fs.readFileSync(file, 'utf8'), /short 3\nappended without a pipe\n$/);
     t.same(await h.stop(), { code: 0, signal: null });
   });
 

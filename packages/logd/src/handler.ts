@@ -1,9 +1,10 @@
 // The open log files (libvirt's virLogHandler): each is a pipe whose read
 // end we keep and whose write end the caller takes (the hypervisor gives it
-// to QEMU as stdout/stderr), feeding a rotating file. Pipes are read by
-// libuv in 64 KiB chunks with the copy-free `onread` mode, so pausing stops
-// the kernel reads at once: what we have not read stays in the pipe, which
-// is what lets a re-exec lose nothing. EOF (the last writer is gone) closes
+// to QEMU as stdout/stderr), feeding a rotating file. Each pipe asks the
+// kernel for 1 MiB (64 KiB by default), so a chatty guest blocks less. Pipes
+// are read by libuv with the `onread` mode, so pausing stops the kernel
+// reads at once: what we have not read stays in the pipe, which is what
+// lets a re-exec lose nothing. EOF (the last writer is gone) closes
 // the entry; so does a failed write (a full disk, say), as in libvirt: the
 // error is logged once, the pipe's read end closed (the writer gets EPIPE),
 // and every other file goes on (test/src/diskfull.test.ts).
@@ -17,7 +18,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { pipe, closeFd, setCloexec, bytesReadable, O_CLOEXEC } from '@virtd/posix';
+import { pipe, setPipeSize, closeFd, setCloexec, bytesReadable, O_CLOEXEC } from '@virtd/posix';
 import { VirtError } from '@virtd/errors';
 import { RotatingFileWriter, readFromPosition } from './rotating-file.js';
 
@@ -52,7 +53,11 @@ export interface HandlerState {
 
 /** Reads stop while this much is waiting to be written; the pipe holds the rest. */
 const HIGH_WATER = 4 * 1024 * 1024;
-const READ_CHUNK = 64 * 1024;
+const READ_CHUNK = 256 * 1024;
+/** Spare read buffers kept for the next burst (4 MiB), whatever the number of pipes. */
+const MAX_SPARES = 16;
+/** What we ask for each pipe (the kernel's default is 64 KiB). */
+const PIPE_SIZE = 1024 * 1024;
 /** libvirt's cap on one ReadLogFile. */
 export const READ_MAX = 4 * 1024 * 1024;
 export const OPEN_TRUNCATE = 1;
@@ -92,6 +97,8 @@ export class LogHandler {
   private readonly files = new Map<string, Entry>();
   /** Paths being opened, so two opens of one path cannot race. */
   private readonly opening = new Set<string>();
+  /** Read buffers back from the write queue, shared by every pipe. */
+  private readonly spares: Buffer[] = [];
 
   constructor(rotation: Rotation, opts: HandlerOptions) {
     this.rotation = rotation;
@@ -117,6 +124,7 @@ export class LogHandler {
       // as in libvirt; the first write that fails then closes the entry.
       await writer.endLine().catch((e: Error) => this.opts.log.warn({ err: e, path: file }, `cannot end the last line of ${file}`));
       const [readFd, writeFd] = pipe(O_CLOEXEC);
+      try { setPipeSize(readFd, PIPE_SIZE); } catch { /* over the user's pipe quota: the default size works too */ }
       this.add({ path: file, driver, dom, readFd, writer });
       return { pos: writer.position(), writeFd };
     } finally {
@@ -228,17 +236,23 @@ export class LogHandler {
   }
 
   private add(o: { path: string; driver: string; dom: Domain; readFd: number; writer: RotatingFileWriter }): void {
-    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    // A large read hands its buffer to the write queue instead of copying
+    // it (counted at its full size against HIGH_WATER) and libuv reads on
+    // into a spare one; a small read is copied, so a trickle of short lines
+    // never pins whole buffers.
+    let current = this.spareBuffer();
     // The reader needs its entry, which needs the socket the reader feeds.
     const ref: { entry?: Entry } = {};
     const onread = (n: number, buf: Buffer): boolean => {
       const e = ref.entry!;
-      // libuv reuses `buffer`; the write is asynchronous, so it gets a copy.
-      const chunk = Buffer.from(buf.subarray(0, n));
+      const give = n >= READ_CHUNK / 4;
+      const chunk = give ? buf.subarray(0, n) : Buffer.from(buf.subarray(0, n));
+      const held = give ? buf.length : n;
+      if (give) current = this.spareBuffer();
       e.bytesIn += n;
-      e.pending += n;
+      e.pending += held;
       e.writer.append(chunk).then(
-        () => { e.pending -= n; this.maybeResume(e); },
+        () => { e.pending -= held; if (give) this.keepSpare(buf); this.maybeResume(e); },
         (err: Error) => {
           // Chunks queued behind the failed one fail too; report the first.
           if (this.files.get(e.path) !== e) return;
@@ -253,7 +267,7 @@ export class LogHandler {
       return true;
     };
     // `onread` is accepted by the constructor, though @types/node lists it only for connect().
-    const opts = { fd: o.readFd, readable: true, writable: false, onread: { buffer, callback: onread } };
+    const opts = { fd: o.readFd, readable: true, writable: false, onread: { buffer: () => current, callback: onread } };
     const sock = new net.Socket(opts as net.SocketConstructorOpts);
     const e: Entry = {
       path: o.path, driver: o.driver, dom: o.dom, pipeFd: o.readFd, sock, writer: o.writer,
@@ -266,6 +280,14 @@ export class LogHandler {
       void this.closeEntry(e);
     });
     this.files.set(o.path, e);
+  }
+
+  private spareBuffer(): Buffer {
+    return this.spares.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
+  }
+
+  private keepSpare(buf: Buffer): void {
+    if (this.spares.length < MAX_SPARES) this.spares.push(buf);
   }
 
   private maybeResume(e: Entry): void {

@@ -1,5 +1,5 @@
 export { PosixError, errnoName } from './libc.js';
-export { getCloexec, setCloexec, dupCloexec, pipe, closeFd, O_CLOEXEC, O_NONBLOCK } from './fd.js';
+export { getCloexec, setCloexec, dupCloexec, pipe, setPipeSize, pipeSize, closeFd, O_CLOEXEC, O_NONBLOCK } from './fd.js';
 export { tryLockByte0, unlockByte0, lockHolder, type LockOptions } from './lock.js';
 export { peerCred, userName, groupName, groupId, type PeerCred } from './cred.js';
 export {
