@@ -17,7 +17,7 @@ import {
 } from '@virtd/core';
 import { remoteDaemonConfig, envVarName } from '@virtd/conf';
 import {
-  adminTarget, resolveUri, socketDir, configDir, AUTOSTART_TIMEOUT_SECONDS, type AdminClient, type VirtConnection, type SecretRef, type Resolved,
+  adminTarget, resolveUri, DEFAULT_PROBE, socketDir, configDir, AUTOSTART_TIMEOUT_SECONDS, type AdminClient, type VirtConnection, type SecretRef, type Resolved,
 } from '@virtd/client';
 import { runShell, parseOpts, type CommandDef, type GlobalOptions, type Output } from '@virtd/cli';
 // Not re-exported by @virtd/cli's index: the verb tables and the per-verb help.
@@ -737,17 +737,18 @@ function fakeVirt(uri: string, problems: string[]): VirtConnection {
   return fake as VirtConnection;
 }
 
-/** The URI vsh opens without -c, as root and as another user. */
-const defaultVirtUri = (host: HostContext): string => resolveUri('', { readonly: false, env: host.env, euid: host.euid }).name;
+/** Without -c (or with -c ''), the daemon vsh reaches picks its driver: virtqemud's, as root. */
+const DEFAULT_PICKED = 'qemu:///system';
+const probeSockets = (mode: keyof typeof DEFAULT_PROBE): string => DEFAULT_PROBE[mode].map((d) => c(`virt${d}d-sock`)).join(', ');
 
 /** The spec of vsh's real shell (main.ts), over the fake connection. */
 function vshShell(problems: string[]): Parameters<typeof runShell<VshContext>>[0] {
   const context = (g: GlobalOptions, o: Output): VshContext => {
-    let uri = g.connect ?? defaultVirtUri(SYSTEM);
+    let uri = g.connect || DEFAULT_PICKED;
     return {
       out: o, globals: g, helpers: {},
       conn: async () => fakeVirt(uri, problems),
-      reconnect: (u) => { uri = u ?? defaultVirtUri(SYSTEM); },
+      reconnect: (u) => { uri = u || DEFAULT_PICKED; },
       close: async () => {},
     };
   };
@@ -898,7 +899,7 @@ const VSH_VERBS: Record<string, VshVerbDoc> = {
   },
 };
 
-const vshExampleUri = (verb: string): string => (verb.startsWith('secret-') ? 'secret:///system' : defaultVirtUri(SYSTEM));
+const vshExampleUri = (verb: string): string => (verb.startsWith('secret-') ? 'secret:///system' : 'qemu:///system');
 
 const VSH_GLOBAL_OPTIONS: Record<string, string> = {
   '-c | --connect=URI': 'Connection URI (see CONNECTION URIs); also `-cURI` and `--connect URI`. Without it, the '
@@ -980,9 +981,10 @@ function connectionUrisSection(): string {
     '### Default URI',
     `Without \`-c\`, and for \`connect\` without a URI: \`LIBVIRT_DEFAULT_URI\`, else \`uri_default\` in `
       + `${c('libvirt.conf')} (${conf('system', SYSTEM)} as root, ${conf('session', SESSION)} otherwise; a file that `
-      + 'exists but cannot be read or parsed is an error), else '
-      + `${c(defaultVirtUri(SYSTEM))} as root and ${c(defaultVirtUri(SESSION))} for other users. An empty \`-c ''\` `
-      + 'skips the variable and the file and goes straight to that last choice.',
+      + 'exists but cannot be read or parsed is an error), else no URI at all, as virsh: vsh connects to the first '
+      + `socket that exists of ${probeSockets('system')} (as root; ${probeSockets('session')} `
+      + 'for other users), else libvirtd\'s, and the daemon there picks its own driver (`uri` then prints, say, '
+      + `${c(DEFAULT_PICKED)}). An empty \`-c ''\` skips the variable and the file and goes straight to that last choice.`,
     '### Local URIs',
     `\`driver:///system\` and \`driver:///session\` (or \`driver+unix:///…\`) connect to a UNIX socket in `
       + `${c(socketDir('system', SYSTEM.env))} or ${c(socketDir('session', SESSION.env))} `

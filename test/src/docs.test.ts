@@ -30,6 +30,18 @@ t.test('generated files are up to date', async (t) => {
   t.equal(r.code, 0, `node scripts/dist/generate.js --check\n${r.stderr}`);
 });
 
+t.test('no page renders an empty value', async (t) => {
+  // A generator fed an empty string leaves `` or a doubled space behind
+  // (docs/vsh.md once showed "vsh -c  uri" and "Using API:  0.1.0").
+  const pages = fs.readdirSync(path.join(repoRoot, 'docs')).filter((f) => f.endsWith('.md'));
+  for (const f of pages) {
+    const prose = read(`docs/${f}`).split('\n').filter((l) => !l.startsWith('```')).join('\n');
+    t.notMatch(prose, /(^|[^`])``([^`]|$)/, `${f}: no empty code span`);
+    const examples = [...read(`docs/${f}`).matchAll(/^\$ (.*)$/gm)].map((m) => m[1]!);
+    t.same(examples.filter((e) => / {2}/.test(e)), [], `${f}: no example command with an empty argument`);
+  }
+});
+
 for (const d of DAEMONS) {
   t.test(`${d.name}: docs OPTIONS are the options of --help`, async (t) => {
     const help = await run(binPath(d.name), ['--help']);

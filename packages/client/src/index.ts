@@ -5,7 +5,7 @@ export { Connection, unixTarget, connectionError, type Target } from './connecti
 export {
   AdminClient, TRANSPORT_NAMES, type ThreadpoolInfo, type ClientLimitsInfo, type ClientSummary, type ClientDetails,
 } from './admin.js';
-export { resolve as resolveUri, defaultUri, type Resolved } from './transport.js';
+export { resolve as resolveUri, defaultUri, DEFAULT_PROBE, type Resolved } from './transport.js';
 export { autostart, findDaemon, canConnect, AUTOSTART_TIMEOUT_SECONDS } from './autostart.js';
 export {
   VirtConnection, USAGE_TYPES, SECRET_LIST, CONNECT_RO, type UsageType, type SecretRef, type NodeInfo, type SecretEventInfo, type OpenOptions,

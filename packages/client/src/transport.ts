@@ -70,11 +70,17 @@ function readPki(file: string, what: string): Buffer {
  * first, then libvirtd/virtproxyd) and let it pick; in session mode start
  * virtqemud when nothing runs. The daemon receives an empty URI and probes.
  */
+/** Without a URI, the drivers whose daemon sockets are tried in turn, as libvirt's remote driver does. */
+export const DEFAULT_PROBE = {
+  system: ['xen', 'qemu', 'lxc', 'vbox', 'bhyve'],
+  session: ['qemu', 'vbox'],
+} as const;
+
 function resolveDefault(o: ResolveOptions): Resolved {
   const session = o.euid > 0;
   const dir = socketDir(session ? 'session' : 'system', o.env);
   const suffix = o.readonly && !session ? 'sock-ro' : 'sock';
-  const probe = session ? ['qemu', 'vbox'] : ['xen', 'qemu', 'lxc', 'vbox', 'bhyve'];
+  const probe = DEFAULT_PROBE[session ? 'session' : 'system'];
   const found = probe.map((d) => path.join(dir, `virt${d}d-${suffix}`)).find((p) => fs.existsSync(p));
   const legacy = path.join(dir, `libvirt-${suffix}`);
   const socket = found ?? (fs.existsSync(legacy) ? legacy : path.join(dir, `virtqemud-${suffix}`));
