@@ -57,9 +57,12 @@ function writerProcess(fd: number): ChildProcess {
   `], { stdio: ['pipe', 'pipe', 'inherit', fd] });
 }
 
+/** The child's next output; each call's listeners go once it settles (called once per round). */
 const nextLine = (p: ChildProcess): Promise<string> => new Promise((resolve, reject) => {
-  p.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
-  p.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+  const onData = (d: Buffer): void => { p.off('exit', onExit); resolve(d.toString().trim()); };
+  const onExit = (code: number | null): void => { p.stdout!.off('data', onData); reject(new Error(`child exited with ${code}`)); };
+  p.stdout!.once('data', onData);
+  p.once('exit', onExit);
 });
 
 if (!isRoot()) {
