@@ -787,9 +787,9 @@ const QEMU_ONLY = 'Only the QEMU driver answers it; on a connection to another d
 /** What each vsh verb does, and the arguments of its examples (run against the fake connection above). */
 const VSH_VERBS: Record<string, VshVerbDoc> = {
   uri: {
-    text: 'Print the URI of the connection as the daemon reports it: `driver:///path`, without transport, host or '
-      + 'parameters. As it opens the connection when none is open yet, it also shows what the default URI (see '
-      + 'CONNECTION URIs) came to.',
+    text: 'Print the URI of the connection as virsh does: the one it was opened with (`-c`, `connect`, or the '
+      + 'default URI, see CONNECTION URIs), transport, host and parameters included; when there was none, the one '
+      + 'the daemon picked (`driver:///path`). It opens the connection when none is open yet.',
     examples: [[]],
   },
   version: {

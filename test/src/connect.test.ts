@@ -20,7 +20,7 @@ if (!isRoot()) {
     const vsh = (uri: string, ...args: string[]): ReturnType<typeof run> => run(binPath('vsh'), ['-c', `${uri}?socket=${sock}`, ...args]);
 
     for (const s of ['qemu', 'network', 'interface', 'nodedev', 'nwfilter', 'secret', 'storage']) {
-      t.equal((await vsh(`${s}:///system`, 'uri')).stdout, `${s}:///system\n\n`, `${s}:///system opens`);
+      t.equal((await vsh(`${s}:///system`, 'uri')).stdout, `${s}:///system?socket=${sock}\n\n`, `${s}:///system opens`);
     }
     t.equal((await vsh('xen:///system', 'uri')).stderr, 'error: failed to connect to the hypervisor\nerror: internal error: libxenlight state driver is not active\n');
     t.equal((await vsh('lxc:///system', 'uri')).stderr, 'error: failed to connect to the hypervisor\nerror: internal error: lxc state driver is not active\n');
@@ -107,6 +107,8 @@ if (!isRoot()) {
     t.equal((await vsh('network:///session')).stdout, 'network:///session\n\n', 'network has a session instance, as in libvirt 9.0');
     t.match((await vsh('nwfilter:///session')).stderr, "internal error: unexpected nwfilter URI path '/session', try nwfilter:///system",
       'nwfilter has none');
+    const given = `secret:///session?socket=${xdg}/libvirt/libvirt-sock`;
+    t.equal((await vsh(given)).stdout, `${given}\n\n`, 'a URI given is printed as given, as virsh does (session.test pins virsh)');
     const noUri = await run(binPath('vsh'), ['uri'], { user, env });
     t.equal(noUri.stdout, 'qemu:///session\n\n', 'no URI: the running daemon picks its default hypervisor');
     await h.stop();

@@ -178,7 +178,7 @@ if (!isRoot() || !hasSystemd) {
 
     // A client on /run/libvirt/libvirt-sock now reaches virtsecretd through virtproxyd.
     const viaProxy = await h.vsh('-c', 'secret:///system?socket=/run/libvirt/libvirt-sock', 'uri');
-    t.equal(viaProxy.stdout, 'secret:///system\n\n', viaProxy.stderr);
+    t.equal(viaProxy.stdout, 'secret:///system?socket=/run/libvirt/libvirt-sock\n\n', viaProxy.stderr);
     t.equal(await active('virtproxyd.service'), 'active', 'virtproxyd was activated');
     t.equal(await active('virtsecretd.service'), 'active', 'and it activated virtsecretd');
     t.equal(await active('libvirtd.service'), 'inactive');

@@ -53,9 +53,10 @@ export class VirtConnection {
     try {
       const reply = await conn.unary<object, { uri?: string; type?: string }>(ConnectService, 'Open',
         { uri: r.name, flags: o.readonly ? CONNECT_RO : 0 });
-      // A remote connection is known by the URI the client used, as libvirt's remote driver reports it.
-      const remote = !!text && /^[^:]+\+(tls|tcp):/.test(text);
-      return new VirtConnection(conn, remote ? text : reply.uri ?? r.name, reply.type ?? '');
+      // As libvirt's client: the connection is known by the URI it was
+      // opened with, transport and parameters included; with none, by the
+      // one the daemon picked.
+      return new VirtConnection(conn, text || (reply.uri ?? r.name), reply.type ?? '');
     } catch (e) {
       conn.close();
       throw e;
@@ -70,10 +71,8 @@ export class VirtConnection {
   async hvVersion(): Promise<number> { return Number((await this.call<{ version?: number }>(ConnectService, 'GetVersion')).version ?? 0); }
   async libVersion(): Promise<number> { return Number((await this.call<{ version?: number }>(ConnectService, 'GetLibVersion')).version ?? 0); }
   async hostname(): Promise<string> { return (await this.call<{ hostname?: string }>(ConnectService, 'GetHostname')).hostname ?? ''; }
-  async getUri(): Promise<string> {
-    const daemon = (await this.call<{ uri?: string }>(ConnectService, 'GetURI')).uri ?? '';
-    return this.uri.includes('+') ? this.uri : daemon;
-  }
+  /** The connection's URI, as virConnectGetURI: known on this side, no call. */
+  async getUri(): Promise<string> { return this.uri; }
   async capabilities(): Promise<string> { return (await this.call<{ xml?: string }>(ConnectService, 'GetCapabilities')).xml ?? ''; }
   async isAlive(): Promise<boolean> { return !!(await this.call<{ value?: boolean }>(ConnectService, 'IsAlive')).value; }
   async isSecure(): Promise<boolean> { return !!(await this.call<{ value?: boolean }>(ConnectService, 'IsSecure')).value; }
