@@ -169,9 +169,9 @@ function description(d: VirtdDescriptor): string {
       + 'writes whatever comes through it to the file and rotates the file by size (`max_size`, `max_backups`). '
       + 'As it is virtlogd, not the hypervisor daemon, that holds the files, the hypervisor daemon can restart '
       + 'without losing guest output.',
-    'Each pipe is enlarged to 1 MiB (libvirt keeps the kernel\'s 64 KiB; an unprivileged user over the '
-      + 'kernel\'s pipe quota gets the default), so a guest writing a burst blocks less often and a re-exec has '
-      + 'more room to hold what arrives meanwhile. Each writer starts on a new line: when a log ends mid-line (its last writer, or virtlogd, was killed there), '
+    'In system mode each pipe is enlarged to 1 MiB (libvirt keeps the kernel\'s 64 KiB), so a guest writing a '
+      + 'burst blocks less often and a re-exec has more room to hold what arrives meanwhile; a session virtlogd '
+      + 'keeps the default, as larger pipes would count against the user\'s pipe quota. Each writer starts on a new line: when a log ends mid-line (its last writer, or virtlogd, was killed there), '
       + 'a newline goes in before the next writer\'s output. A write that fails (a full disk, say) is logged once '
       + 'and closes that one pipe, so its writer gets `EPIPE`; every other log file goes on.');
   } else {

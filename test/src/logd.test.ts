@@ -122,17 +122,19 @@ if (!isRoot()) {
     const file = path.join(dir, 'session.log');
     const opener = spawn(process.execPath, ['-e', `
       const { LogManagerClient } = require(${JSON.stringify(require.resolve('@virtd/client'))});
+      const { pipeSize } = require(${JSON.stringify(require.resolve('@virtd/posix'))});
       const c = new LogManagerClient(${JSON.stringify(sock)});
       const attempt = () => c.openLogFile('qemu', ${JSON.stringify(DOM)}, ${JSON.stringify(file)})
-        .then((r) => { c.close(); console.log('open'); process.stdin.on('data', () => process.exit(0)); },
+        .then((r) => { c.close(); console.log('open ' + pipeSize(r.fd)); process.stdin.on('data', () => process.exit(0)); },
               () => setTimeout(attempt, 50));
       attempt();
     `], { uid: user.uid, gid: user.gid, env, stdio: ['pipe', 'pipe', 'inherit'] });
     t.teardown(() => opener.kill());
-    await new Promise((resolve, reject) => {
-      opener.stdout.once('data', resolve);
+    const opened = await new Promise<string>((resolve, reject) => {
+      opener.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()));
       void h.exited.then(() => reject(new Error(`daemon exited early:\n${h.output}`)));
     });
+    t.equal(opened, `open ${64 * 1024}`, 'a session virtlogd keeps the kernel\'s pipe size (the user\'s pipe quota is theirs)');
     await sleep(2500);
     t.equal(h.proc.exitCode, null, 'an open log file holds auto-shutdown off');
     opener.stdin.write('x');

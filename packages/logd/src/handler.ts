@@ -1,10 +1,10 @@
 // The open log files (libvirt's virLogHandler): each is a pipe whose read
 // end we keep and whose write end the caller takes (the hypervisor gives it
-// to QEMU as stdout/stderr), feeding a rotating file. Each pipe asks the
-// kernel for 1 MiB (64 KiB by default), so a chatty guest blocks less. Pipes
-// are read by libuv with the `onread` mode, so pausing stops the kernel
-// reads at once: what we have not read stays in the pipe, which is what
-// lets a re-exec lose nothing. EOF (the last writer is gone) closes
+// to QEMU as stdout/stderr), feeding a rotating file. A system virtlogd asks
+// the kernel for larger pipes than its 64 KiB (HandlerOptions.pipeSize), so a
+// chatty guest blocks less. Pipes are read by libuv with the `onread` mode,
+// so pausing stops the kernel reads at once: what we have not read stays in
+// the pipe, which is what lets a re-exec lose nothing. EOF (the last writer is gone) closes
 // the entry; so does a failed write (a full disk, say), as in libvirt: the
 // error is logged once, the pipe's read end closed (the writer gets EPIPE),
 // and every other file goes on (test/src/diskfull.test.ts).
@@ -56,8 +56,6 @@ const HIGH_WATER = 4 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
 /** Spare read buffers kept for the next burst (4 MiB), whatever the number of pipes. */
 const MAX_SPARES = 16;
-/** What we ask for each pipe (the kernel's default is 64 KiB). */
-const PIPE_SIZE = 1024 * 1024;
 /** libvirt's cap on one ReadLogFile. */
 export const READ_MAX = 4 * 1024 * 1024;
 export const OPEN_TRUNCATE = 1;
@@ -83,6 +81,8 @@ export interface HandlerOptions {
   readonly log: Logger;
   /** Session mode: each open file holds auto-shutdown off. */
   readonly inhibit?: () => () => void;
+  /** Bytes to ask for each pipe; unset keeps the kernel's default (64 KiB). */
+  readonly pipeSize?: number;
 }
 
 const busyError = (p: string): VirtError =>
@@ -124,7 +124,9 @@ export class LogHandler {
       // as in libvirt; the first write that fails then closes the entry.
       await writer.endLine().catch((e: Error) => this.opts.log.warn({ err: e, path: file }, `cannot end the last line of ${file}`));
       const [readFd, writeFd] = pipe(O_CLOEXEC);
-      try { setPipeSize(readFd, PIPE_SIZE); } catch { /* over the user's pipe quota: the default size works too */ }
+      if (this.opts.pipeSize !== undefined) {
+        try { setPipeSize(readFd, this.opts.pipeSize); } catch { /* refused: the default size works too */ }
+      }
       this.add({ path: file, driver, dom, readFd, writer });
       return { pos: writer.position(), writeFd };
     } finally {
