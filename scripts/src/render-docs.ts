@@ -1026,8 +1026,12 @@ function connectionUrisSection(): string {
         + '`/etc/pki/CA/cacert.pem`, `/etc/pki/libvirt/clientcert.pem` and `/etc/pki/libvirt/private/clientkey.pem`; '
         + 'for other users `cacert.pem`, `clientcert.pem` and `clientkey.pem` in `$HOME/.pki/libvirt`; with '
         + '`?pkipath=DIR`, the same three names in DIR. A missing file stops the connection ("Cannot access CA '
-        + 'certificate \'…\'"). The server\'s certificate must be signed by that CA and name the host of the URI; '
-        + '`?no_verify=1` skips the host name check (the CA check stays).',
+        + 'certificate \'…\'"), and so does a client certificate not signed by that CA ("Our own certificate … failed '
+        + 'validation against …"), before any connection. The server\'s certificate must be signed by that CA and name '
+        + 'the host of the URI; `?no_verify=1` skips the host name check (the CA check stays). A server certificate '
+        + 'that fails is reported as virsh reports it: a `warning :` line with the reason ("Certificate check failed '
+        + 'Certificate [session] owner does not match the hostname …", "… hasn\'t got a known issuer."), then '
+        + '"authentication failed: Failed to verify peer\'s certificate".',
       'TCP neither encrypts nor authenticates from vsh\'s side: the daemon accepts it only as its `auth_tcp` allows. '
         + 'Use it on trusted networks only.',
     ]));

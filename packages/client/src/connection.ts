@@ -2,7 +2,7 @@
 // way one libvirt connection is one socket. Calls come back as results or
 // as VirtErrors carrying libvirt's code, domain and wording.
 import * as grpc from '@grpc/grpc-js';
-import { VirtError } from '@virtd/errors';
+import { VirtError, CERT_REASON } from '@virtd/errors';
 import { fromStatus } from '@virtd/protocol/status';
 import { ALL_METHODS } from '@virtd/protocol/methods';
 
@@ -36,9 +36,32 @@ const STRERROR: Record<string, string> = {
   ENOTSOCK: 'Socket operation on non-socket',
 };
 
+/**
+ * Why Node refused a server certificate, in libvirt's (GnuTLS's) words, or
+ * undefined when the failure was something else. Node's messages are
+ * OpenSSL's; the names are the server's as the URI gave it.
+ */
+function certificateProblem(details: string, target: Target): string | undefined {
+  if (/ERR_TLS_CERT_ALTNAME_INVALID|does not match certificate's altnames/.test(details)) {
+    return `Certificate [session] owner does not match the hostname ${target.serverName ?? target.description.replace(/:\d+$/, '')}`;
+  }
+  if (/self[- ]signed certificate|unable to get (local )?issuer certificate|unable to verify the first certificate/.test(details)) {
+    return `Certificate failed validation: ${CERT_REASON.UNKNOWN_ISSUER}`;
+  }
+  if (/certificate revoked/.test(details)) return `Certificate failed validation: ${CERT_REASON.REVOKED}`;
+  if (/certificate (has expired|is not yet valid)|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|certificate signature failure/.test(details)) {
+    return `Certificate failed validation: ${CERT_REASON.NOT_TRUSTED}`;
+  }
+  return undefined;
+}
+
 /** A transport failure in libvirt's words ("Failed to connect socket to '…': …"). */
 export function connectionError(e: grpc.ServiceError, target: Target): VirtError {
   const details = e.details ?? '';
+  const problem = certificateProblem(details, target);
+  if (problem) {
+    return new VirtError('AUTH_FAILED', 'RPC', 'Failed to verify peer\'s certificate', { warnings: [`Certificate check failed ${problem}`] });
+  }
   const m = /connect (E[A-Z]+)/.exec(details);
   if (m) {
     const why = STRERROR[m[1]!] ?? m[1]!;

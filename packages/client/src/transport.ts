@@ -7,10 +7,11 @@
 //    started on demand in session mode; ?mode=legacy|direct forces one,
 //    ?socket=PATH names it outright; -ro sockets for read-only opens.
 // The daemon is sent the URI without transport, host and parameters.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { VirtError } from '@virtd/errors';
+import { VirtError, ownCertificateError, CERT_REASON } from '@virtd/errors';
 import { parseUri, type ParsedUri } from '@virtd/protocol/uri';
 import { parseConf, getString } from '@virtd/conf';
 import { socketDir, configDir, type Env } from './paths.js';
@@ -55,6 +56,26 @@ function pkiFiles(u: ParsedUri, env: Env, euid: number): { ca: string; cert: str
   }
   const home = path.join(env.HOME ?? '/', '.pki', 'libvirt');
   return { ca: path.join(home, 'cacert.pem'), cert: path.join(home, 'clientcert.pem'), key: path.join(home, 'clientkey.pem') };
+}
+
+/**
+ * As libvirt, a client whose own certificate does not chain to its CA file
+ * stops before connecting. Files that do not parse are left to the TLS
+ * layer, which names them when it fails.
+ */
+function checkOwnCertificate(certPem: Buffer, caPem: Buffer, pki: { ca: string; cert: string }): void {
+  let cert: crypto.X509Certificate;
+  let cas: crypto.X509Certificate[];
+  try {
+    cert = new crypto.X509Certificate(certPem);
+    cas = (caPem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [])
+      .map((b) => new crypto.X509Certificate(b));
+  } catch {
+    return;
+  }
+  if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
+    throw ownCertificateError(pki.cert, pki.ca, CERT_REASON.UNKNOWN_ISSUER);
+  }
 }
 
 function readPki(file: string, what: string): Buffer {
@@ -105,10 +126,10 @@ export function resolve(uriText: string, o: ResolveOptions): Resolved {
     const pki = pkiFiles(u, o.env, o.euid);
     // no_verify=1: libvirt then checks nothing about the server's certificate.
     const noVerify = u.params.get('no_verify') === '1';
-    const credentials = grpc.credentials.createSsl(
-      readPki(pki.ca, 'CA certificate'), readPki(pki.key, 'client key'), readPki(pki.cert, 'client certificate'),
-      noVerify ? { checkServerIdentity: () => undefined, rejectUnauthorized: false } : {},
-    );
+    const [ca, key, cert] = [readPki(pki.ca, 'CA certificate'), readPki(pki.key, 'client key'), readPki(pki.cert, 'client certificate')];
+    checkOwnCertificate(cert, ca, pki);
+    const credentials = grpc.credentials.createSsl(ca, key, cert,
+      noVerify ? { checkServerIdentity: () => undefined, rejectUnauthorized: false } : {});
     return { name, target: { address: `${host}:${port}`, description: `${host}:${port}`, credentials, serverName: host } };
   }
   if (u.host) throw new VirtError('INVALID_ARG', 'REMOTE', `using unix socket and remote server '${u.host}' is not supported.`);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import crypto from 'node:crypto';
 import type net from 'node:net';
-import { VirtError } from '@virtd/errors';
+import { VirtError, ownCertificateError, CERT_REASON } from '@virtd/errors';
 
 export interface TlsSettings {
   readonly keyFile: string;
@@ -62,7 +62,7 @@ function sanityCheck(s: TlsSettings, key: Buffer, certPem: Buffer, caPem: Buffer
   if (Date.parse(cert.validFrom) > now) fail('is not yet active');
   if (Date.parse(cert.validTo) < now) fail('has expired');
   if (!cert.checkPrivateKey(crypto.createPrivateKey(key))) fail(`does not match the key ${s.keyFile}`);
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) fail(`is not signed by the CA ${s.caFile}`);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw ownCertificateError(s.certFile, s.caFile, CERT_REASON.UNKNOWN_ISSUER);
 }
 
 /** A DN the way libvirt's documentation writes them: "C=GB,O=Example,CN=client". */

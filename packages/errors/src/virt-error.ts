@@ -11,13 +11,20 @@ export class VirtError extends Error {
   readonly code: CodeName;
   readonly domain: DomainName;
   readonly level: number;
+  /**
+   * What libvirt logs as warnings on the way to this error (why a server
+   * certificate failed, say); clients print them before the error, as
+   * libvirt's default client logging does.
+   */
+  readonly warnings: readonly string[];
 
-  constructor(code: CodeName, domain: DomainName, detail?: string, opts?: { cause?: unknown; message?: string }) {
+  constructor(code: CodeName, domain: DomainName, detail?: string, opts?: { cause?: unknown; message?: string; warnings?: readonly string[] }) {
     super(opts?.message ?? formatMessage(code, detail), opts?.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'VirtError';
     this.code = code;
     this.domain = domain;
     this.level = Level.ERROR;
+    this.warnings = opts?.warnings ?? [];
   }
 
   /** libvirt's virErrorNumber. */

@@ -16,6 +16,8 @@ export interface Output {
   /** Bytes as they are (secret values printed --plain). */
   printBytes(bytes: Buffer): void;
   error(line: string): void;
+  /** A warning the client library met on the way to an error, in libvirt's log line shape. */
+  warn?(line: string): void;
 }
 
 export interface ShellSpec<Ctx> {
@@ -37,7 +39,20 @@ const stdout: Output = {
   print: (t) => void process.stdout.write(t),
   printBytes: (b) => void process.stdout.write(b),
   error: (l) => void process.stderr.write(`error: ${l}\n`),
+  warn: (l) => void process.stderr.write(`${logTime(new Date())}: ${process.pid}: warning : ${l}\n`),
 };
+
+/** libvirt's log time stamp: 2026-11-26 09:47:49.759+0000. */
+const logTime = (d: Date): string => d.toISOString().replace('T', ' ').replace('Z', '+0000');
+
+/** Warnings carried by an error or any of its causes, outermost first. */
+function warningsOf(e: unknown): string[] {
+  const out: string[] = [];
+  for (let x = e; x; x = (x as { cause?: unknown }).cause) {
+    if (isVirtError(x)) out.push(...x.warnings);
+  }
+  return out;
+}
 
 export function findCommand<Ctx>(spec: ShellSpec<Ctx>, name: string): CommandDef<Ctx> | undefined {
   return spec.commands.find((c) => c.name === name || c.aliases?.includes(name));
@@ -169,6 +184,8 @@ async function runOne<Ctx>(spec: ShellSpec<Ctx>, ctx: Ctx, words: readonly strin
     if (!g.quiet) out.print('\n');
     return ok;
   } catch (e) {
+    // libvirt logs them as they happen, so they come before the error lines.
+    for (const w of warningsOf(e)) out.warn?.(w);
     report(spec, e, out);
     if (!g.quiet && !isConnectFailure(e)) out.print('\n');
     return false;
