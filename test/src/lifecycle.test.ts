@@ -20,7 +20,8 @@ if (!isRoot()) {
     t.teardown(() => h.kill());
     const prefix = d.sockPrefix;
     const rw = `/run/libvirt/${prefix}-sock`;
-    await h.socketReady(rw);
+    // Served, not only connectable: every listener is in place by then.
+    await h.ready(rw);
     t.equal(modeOf(h.path('/run/libvirt')), 0o755, 'run dir 0755');
     t.equal(fs.readFileSync(h.path(`/run/${d.name}.pid`), 'utf8'), String(h.pid), 'pid file holds the pid, no newline');
     const remote = d.family === 'remote';

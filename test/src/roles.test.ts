@@ -78,7 +78,7 @@ if (!isRoot()) {
     const runDir = tempDir('virtd-run-');
     const h = startDaemon({ name: 'virtqemud', mode: 'system', exposeRunDir: runDir });
     t.teardown(() => h.kill());
-    await h.socketReady('/run/libvirt/virtqemud-sock');
+    await h.ready('/run/libvirt/virtqemud-sock');
     const adminSock = path.join(runDir, 'virtqemud-admin-sock');
     const rwSock = path.join(runDir, 'virtqemud-sock');
     t.match((await probe(rwSock)).error, 'Permission denied', 'file mode 0700 keeps others out');
