@@ -6,6 +6,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import tls from 'node:tls';
 import { HealthService } from '@virtd/protocol/health';
 import { Connection, AdminClient } from '@virtd/client';
@@ -90,6 +91,25 @@ if (!isRoot()) {
     const exit = await h.exited;
     t.equal(exit.code, 6, 'network stage');
     t.match(h.stderr, `does not match the key ${pki.client.key}`);
+  });
+
+  t.test('the server certificate must chain to a CA in ca_file, which may be a bundle', async (t) => {
+    const dir = tempDir('virtd-cabundle-');
+    const bundle = path.join(dir, 'bundle.pem');
+    fs.writeFileSync(bundle, fs.readFileSync(`${pki.dir}/rogue-ca.pem`, 'utf8') + fs.readFileSync(pki.ca.cert, 'utf8'));
+    const conf = (ca: string, port: number): string => ['listen_tls = 1', `tls_port = "${port}"`, 'listen_addr = "127.0.0.1"',
+      `key_file = "${pki.server.key}"`, `cert_file = "${pki.server.cert}"`, `ca_file = "${ca}"`].join('\n');
+    const ok = startDaemon({ name: 'virtproxyd', mode: 'system', config: conf(bundle, await freePort()) });
+    t.teardown(() => ok.kill());
+    await ok.ready('/run/libvirt/libvirt-admin-sock');
+    t.pass('our CA second in a bundle: the daemon starts');
+    t.same(await ok.stop(), { code: 0, signal: null });
+
+    const bad = startDaemon({ name: 'virtproxyd', mode: 'system', config: conf(`${pki.dir}/rogue-ca.pem`, await freePort()) });
+    t.teardown(() => bad.kill());
+    t.equal((await bad.exited).code, 6, 'signed by no CA in ca_file: start-up stops');
+    t.match(bad.stderr, `Our own certificate ${pki.server.cert} failed validation against ${pki.dir}/rogue-ca.pem: The certificate hasn't got a known issuer.`,
+      'in libvirt\'s words');
   });
 
   t.test('virtproxyd honours listen_tcp without --listen; libvirtd needs --listen', async (t) => {

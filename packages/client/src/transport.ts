@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { VirtError, ownCertificateError, CERT_REASON } from '@virtd/errors';
+import { VirtError, isVirtError, checkSignedByCa } from '@virtd/errors';
 import { parseUri, type ParsedUri } from '@virtd/protocol/uri';
 import { parseConf, getString } from '@virtd/conf';
 import { socketDir, configDir, type Env } from './paths.js';
@@ -65,16 +65,11 @@ function pkiFiles(u: ParsedUri, env: Env, euid: number): { ca: string; cert: str
  */
 function checkOwnCertificate(certPem: Buffer, caPem: Buffer, pki: { ca: string; cert: string }): void {
   let cert: crypto.X509Certificate;
-  let cas: crypto.X509Certificate[];
+  try { cert = new crypto.X509Certificate(certPem); } catch { return; }
   try {
-    cert = new crypto.X509Certificate(certPem);
-    cas = (caPem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [])
-      .map((b) => new crypto.X509Certificate(b));
-  } catch {
-    return;
-  }
-  if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
-    throw ownCertificateError(pki.cert, pki.ca, CERT_REASON.UNKNOWN_ISSUER);
+    checkSignedByCa(cert, caPem, pki);
+  } catch (e) {
+    if (isVirtError(e)) throw e;
   }
 }
 

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import crypto from 'node:crypto';
 import type net from 'node:net';
-import { VirtError, ownCertificateError, CERT_REASON } from '@virtd/errors';
+import { VirtError, checkSignedByCa } from '@virtd/errors';
 
 export interface TlsSettings {
   readonly keyFile: string;
@@ -48,10 +48,9 @@ function secureOptions(s: TlsSettings): tls.SecureContextOptions {
 /** Our own certificate must be current, match its key and chain to the CA. */
 function sanityCheck(s: TlsSettings, key: Buffer, certPem: Buffer, caPem: Buffer): void {
   let cert: crypto.X509Certificate;
-  let ca: crypto.X509Certificate;
   try {
     cert = new crypto.X509Certificate(certPem);
-    ca = new crypto.X509Certificate(caPem);
+    new crypto.X509Certificate(caPem); // an unreadable CA file is named here, before the chain check
   } catch (e) {
     throw new VirtError('SYSTEM_ERROR', 'RPC', undefined, { message: `Unable to parse certificate: ${(e as Error).message}` });
   }
@@ -62,7 +61,7 @@ function sanityCheck(s: TlsSettings, key: Buffer, certPem: Buffer, caPem: Buffer
   if (Date.parse(cert.validFrom) > now) fail('is not yet active');
   if (Date.parse(cert.validTo) < now) fail('has expired');
   if (!cert.checkPrivateKey(crypto.createPrivateKey(key))) fail(`does not match the key ${s.keyFile}`);
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw ownCertificateError(s.certFile, s.caFile, CERT_REASON.UNKNOWN_ISSUER);
+  checkSignedByCa(cert, caPem, { cert: s.certFile, ca: s.caFile });
 }
 
 /** A DN the way libvirt's documentation writes them: "C=GB,O=Example,CN=client". */
